@@ -1,0 +1,30 @@
+//! zkmigrate: move a live ZooKeeper ensemble from hosts into Kubernetes with
+//! no downtime and no lost write.
+//!
+//! # Layout
+//!
+//! The pipeline is `plan file -> ValidatedPlan -> observe -> compute plan ->
+//! act`, and the modules follow it. Everything but the three I/O boundaries
+//! (ZooKeeper, hosts, Kubernetes) is a pure function of data.
+//!
+//! - [`plan`]: the plan file (`zkmigrate/v1`): serde structs that reject
+//!   unknown fields, validated into a [`plan::ValidatedPlan`] that every later
+//!   stage takes and none re-validates.
+//! - [`steps`]: the names of the migration steps, in order.
+//! - [`zoocfg`]: a lossless model of `zoo.cfg` and dynamic config files:
+//!   parse, rewrite the `server.N` lines, render byte-for-byte.
+//! - [`observe`]: the ZooKeeper boundary for reading: four-letter words and
+//!   the AdminServer, parsed into typed observations, and the pure health
+//!   predicates the safety gates are built from.
+//! - [`status`]: the `status` command: a live table of the ensemble.
+//! - [`output`]: the one printer for user-facing text and JSON.
+//! - [`cli`]: the command line (clap), and [`exit`]: its exit codes.
+
+pub mod cli;
+pub mod exit;
+pub mod observe;
+pub mod output;
+pub mod plan;
+pub mod status;
+pub mod steps;
+pub mod zoocfg;
