@@ -1,0 +1,345 @@
+//! The `zklab` command (DESIGN section 8): build, inspect, fault and tear
+//! down labs. Each subcommand is a thin call into the library.
+
+use std::process::{Command, ExitCode};
+
+use clap::{Parser, Subcommand};
+use zklab::LabError;
+use zklab::layout::{Layout, Machine};
+use zklab::topology::{self, Target};
+use zklab::{fault, host, netns};
+
+/// A lab to rehearse and prove zkmigrate: bare-metal hosts in network
+/// namespaces reached over SSH, running a real ZooKeeper ensemble.
+#[derive(Debug, Parser)]
+#[command(name = "zklab", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, clap::Args)]
+struct NameArg {
+    /// The lab's name (several labs can run side by side).
+    #[arg(long, default_value = "lab", global = true)]
+    name: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Build a lab and print the path of its plan file.
+    Up {
+        #[command(flatten)]
+        name: NameArg,
+        /// Number of ZooKeeper hosts.
+        #[arg(long, default_value_t = 3)]
+        servers: u8,
+        /// The Kubernetes target the plan asks for.
+        #[arg(long, value_enum, default_value = "StatefulSet")]
+        target: Target,
+    },
+    /// Stop every process and remove every namespace and file of a lab.
+    /// Safe to repeat, and after a crash.
+    Down {
+        #[command(flatten)]
+        name: NameArg,
+    },
+    /// Hosts: ZooKeeper mode and zxid, service state, partitions.
+    Status {
+        #[command(flatten)]
+        name: NameArg,
+    },
+    /// Run a command inside a lab machine.
+    Run {
+        #[command(flatten)]
+        name: NameArg,
+        /// ops, client, cp or hostK.
+        #[arg(long, default_value = "ops")]
+        on: String,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// The workload: a steady writer plus a session holding an ephemeral
+    /// znode, in the client machine.
+    Load {
+        #[command(flatten)]
+        name: NameArg,
+        #[command(subcommand)]
+        load: LoadCmd,
+    },
+    /// Inject a fault.
+    Fault {
+        #[command(flatten)]
+        name: NameArg,
+        #[command(subcommand)]
+        fault: FaultCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LoadCmd {
+    /// Start writing (default: to the hosts' addresses).
+    Start {
+        /// Connection string (default: every host's address, port 2181).
+        #[arg(long)]
+        connect: Option<String>,
+        /// Writes per second.
+        #[arg(long, default_value_t = zklab::load::DEFAULT_RATE_PER_S)]
+        rate: u32,
+    },
+    /// Stop writing; the worker checks its ephemeral znode first.
+    Stop,
+    /// Print the report JSON (DESIGN section 8).
+    Report,
+    /// Switch the workload's clients to a new connection string.
+    Reconnect {
+        #[arg(long)]
+        connect: String,
+    },
+    /// (internal) The worker process itself.
+    #[command(hide = true)]
+    Worker {
+        #[arg(long)]
+        state: std::path::PathBuf,
+        #[arg(long)]
+        connect: String,
+        #[arg(long)]
+        rate: u32,
+    },
+    /// (internal) The report's read-back, run inside the client machine.
+    #[command(hide = true)]
+    Score {
+        #[arg(long)]
+        state: std::path::PathBuf,
+        #[arg(long)]
+        connect: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum FaultCmd {
+    /// Drop every packet in and out of a machine (iptables in its namespace).
+    Partition { machine: String },
+    /// Undo a partition.
+    Heal { machine: String },
+    /// SIGKILL a host's ZooKeeper.
+    Kill { machine: String },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber_init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(LabError::Usage(msg)) => {
+            eprintln!("zklab: {msg}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("zklab: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Logs on stderr, filtered by ZKLAB_LOG (default `zklab=info`).
+fn tracing_subscriber_init() {
+    let filter = std::env::var("ZKLAB_LOG").unwrap_or_else(|_| "zklab=info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn machine(s: &str) -> Result<Machine, LabError> {
+    Machine::parse(s).ok_or_else(|| {
+        LabError::Usage(format!(
+            "unknown machine {s:?}: use ops, client, cp or hostK"
+        ))
+    })
+}
+
+fn host_index(m: Machine) -> Result<u8, LabError> {
+    match m {
+        Machine::Host(k) => Ok(k),
+        other => Err(LabError::Usage(format!(
+            "{} is not a ZooKeeper host",
+            other.short()
+        ))),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, LabError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| LabError::Io {
+            what: "start the async runtime".into(),
+            source,
+        })
+}
+
+fn run_load(layout: &Layout, cmd: LoadCmd) -> Result<ExitCode, LabError> {
+    use zklab::{load, workload};
+    match cmd {
+        LoadCmd::Start { connect, rate } => {
+            let run = workload::start(layout, connect, rate)?;
+            eprintln!(
+                "workload started (pid {}, {} writes/s to {})",
+                run.pid, run.rate_per_s, run.connect
+            );
+        }
+        LoadCmd::Stop => {
+            workload::stop(layout)?;
+            eprintln!("workload stopped");
+        }
+        LoadCmd::Report => print!("{}", workload::report(layout)?),
+        LoadCmd::Reconnect { connect } => {
+            let outcome = workload::reconnect(layout, &connect)?;
+            eprintln!(
+                "workload switched to {connect} (ephemeral session kept: {})",
+                outcome.ephemeral_kept
+            );
+        }
+        LoadCmd::Worker {
+            state,
+            connect,
+            rate,
+        } => {
+            let mut cfg = load::WorkerConfig::new(connect, state);
+            cfg.rate_per_s = rate;
+            runtime()?
+                .block_on(load::run_worker(cfg))
+                .map_err(|e| LabError::Stuck(e.to_string()))?;
+        }
+        LoadCmd::Score { state, connect } => {
+            let report = runtime()?
+                .block_on(load::report(&state, &connect))
+                .map_err(|e| LabError::Stuck(e.to_string()))?;
+            let json =
+                serde_json::to_string(&report).map_err(|e| LabError::Stuck(e.to_string()))?;
+            println!("{json}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run(cli: Cli) -> Result<ExitCode, LabError> {
+    match cli.command {
+        Cmd::Up {
+            name,
+            servers,
+            target,
+        } => {
+            let layout = Layout::new(&name.name)?;
+            let started = std::time::Instant::now();
+            let state = topology::up(&layout, servers, target)?;
+            eprintln!(
+                "lab {} is up: {} hosts with quorum, in {:.1} s",
+                state.name,
+                state.servers,
+                started.elapsed().as_secs_f64()
+            );
+            println!("plan: {}", state.plan);
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Down { name } => {
+            let layout = Layout::new(&name.name)?;
+            topology::down(&layout)?;
+            eprintln!("lab {} is down", layout.name);
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Status { name } => {
+            let layout = Layout::new(&name.name)?;
+            let state = topology::load_state(&layout)?;
+            println!(
+                "lab {} ({} hosts), plan {}",
+                state.name, state.servers, state.plan
+            );
+            println!(
+                "{:<8} {:<12} {:<10} {:<14} {:<10} NETWORK",
+                "HOST", "ADDRESS", "MODE", "ZXID", "SERVICE"
+            );
+            for k in 1..=state.servers {
+                let m = Machine::Host(k);
+                let srvr = netns::four_letter_word(
+                    &layout.ns(Machine::Ops),
+                    (m.addr(), 2181).into(),
+                    "srvr",
+                )
+                .unwrap_or_default();
+                let field = |key: &str| {
+                    srvr.lines()
+                        .find_map(|l| l.strip_prefix(key))
+                        .map(|v| v.trim().to_string())
+                        .unwrap_or_else(|| "-".into())
+                };
+                let service = host::sh_on(
+                    &layout,
+                    k,
+                    &format!("{} status; {} is-enabled", host::SERVICE, host::SERVICE),
+                )
+                .unwrap_or_else(|e| match e {
+                    LabError::Command { .. } => "stopped".into(),
+                    _ => "unknown".into(),
+                });
+                let service = if service.contains("is running") {
+                    "running"
+                } else if service.contains("disabled") {
+                    "disabled"
+                } else {
+                    "stopped"
+                };
+                let network = if fault::is_partitioned(&layout, m)? {
+                    "partitioned"
+                } else {
+                    "ok"
+                };
+                println!(
+                    "{:<8} {:<12} {:<10} {:<14} {:<10} {}",
+                    m.short(),
+                    m.addr().to_string(),
+                    field("Mode: "),
+                    field("Zxid: "),
+                    service,
+                    network
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Run { name, on, command } => {
+            let layout = Layout::new(&name.name)?;
+            topology::load_state(&layout)?;
+            let m = machine(&on)?;
+            let mut cmd = match m {
+                Machine::Host(k) => host::command_on(&layout, k, &command)?,
+                other => {
+                    let mut c = Command::new("ip");
+                    c.args(["netns", "exec", &layout.ns(other)]).args(&command);
+                    c
+                }
+            };
+            let status = cmd.status().map_err(|source| LabError::Spawn {
+                command: command.join(" "),
+                source,
+            })?;
+            Ok(ExitCode::from(
+                status.code().unwrap_or(1).clamp(0, 255) as u8
+            ))
+        }
+        Cmd::Load { name, load } => run_load(&Layout::new(&name.name)?, load),
+        Cmd::Fault { name, fault } => {
+            let layout = Layout::new(&name.name)?;
+            topology::load_state(&layout)?;
+            match fault {
+                FaultCmd::Partition { machine: m } => fault::partition(&layout, machine(&m)?)?,
+                FaultCmd::Heal { machine: m } => fault::heal(&layout, machine(&m)?)?,
+                FaultCmd::Kill { machine: m } => {
+                    fault::kill_zookeeper(&layout, host_index(machine(&m)?)?)?
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

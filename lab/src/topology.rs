@@ -1,0 +1,285 @@
+//! `zklab up` and `zklab down`: build a lab's machines and tear them down.
+//!
+//! `up` builds in a fixed order (network, machines, name files, SSH, hosts,
+//! ZooKeeper, plan) and, if any stage fails, tears down what it built, so a
+//! failed `up` leaves nothing behind. `down` does not trust the state file:
+//! it finds the lab's namespaces by name, kills every process in them,
+//! deletes them, and removes the lab's files; it is safe to repeat and to run
+//! after a crash.
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::LabError;
+use crate::host::{self, ZkSettings};
+use crate::layout::{LAB_PREFIX_LEN, Layout, Machine};
+use crate::{netns, planfile, ssh};
+
+/// The Kubernetes target a lab's plan asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum Target {
+    #[value(name = "StatefulSet")]
+    StatefulSet,
+    #[value(name = "PerServer")]
+    PerServer,
+}
+
+/// What `up` built, as recorded in `lab.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LabState {
+    pub name: String,
+    pub servers: u8,
+    pub target: Target,
+    pub plan: String,
+}
+
+/// The bridge's name inside the bridge namespace.
+const BRIDGE: &str = "br0";
+
+/// Tools `up` runs; checked first so a missing one is named at once.
+const TOOLS: [&str; 8] = [
+    "ip",
+    "unshare",
+    "nsenter",
+    "setsid",
+    "ssh",
+    "ssh-keygen",
+    "java",
+    "iptables",
+];
+
+/// Builds lab `layout.name` with `servers` hosts and waits for its quorum.
+pub fn up(layout: &Layout, servers: u8, target: Target) -> Result<LabState, LabError> {
+    check_prerequisites()?;
+    if !(1..=9).contains(&servers) {
+        return Err(LabError::Usage(format!(
+            "a lab has 1 to 9 servers, not {servers}"
+        )));
+    }
+    if layout.state_file().exists() || !lab_namespaces(layout)?.is_empty() {
+        return Err(LabError::Usage(format!(
+            "lab {0} already exists; run `zklab down --name {0}` first",
+            layout.name
+        )));
+    }
+    match build(layout, servers, target) {
+        Ok(state) => Ok(state),
+        Err(e) => {
+            tracing::error!(lab = %layout.name, error = %e, "up failed; tearing down what was built");
+            let _ = down(layout);
+            Err(e)
+        }
+    }
+}
+
+fn build(layout: &Layout, servers: u8, target: Target) -> Result<LabState, LabError> {
+    let started = Instant::now();
+    fs::create_dir_all(&layout.root).map_err(|source| LabError::Io {
+        what: format!("create {}", layout.root.display()),
+        source,
+    })?;
+    let bridge_ns = layout.bridge_ns();
+    netns::add(&bridge_ns)?;
+    netns::add_bridge(&bridge_ns, BRIDGE)?;
+    let machines = machines(servers);
+    for &m in &machines {
+        let ns = layout.ns(m);
+        netns::add(&ns)?;
+        netns::attach(
+            &ns,
+            m.addr(),
+            LAB_PREFIX_LEN,
+            &bridge_ns,
+            BRIDGE,
+            &layout.bridge_port(m),
+        )?;
+        write_name_files(layout, m, servers)?;
+    }
+    tracing::info!(lab = %layout.name, elapsed_ms = started.elapsed().as_millis() as u64, "network up");
+
+    ssh::make_keys(layout, servers)?;
+    let bin = layout.bin_dir();
+    fs::create_dir_all(&bin).map_err(|source| LabError::Io {
+        what: format!("create {}", bin.display()),
+        source,
+    })?;
+    let zk = ZkSettings::default();
+    for k in 1..=servers {
+        host::write_files(layout, k, servers, &zk)?;
+        host::start_init(layout, k)?;
+        ssh::start_sshd(layout, k)?;
+        host::sh_on(layout, k, &format!("{} start", host::SERVICE))?;
+    }
+    tracing::info!(lab = %layout.name, elapsed_ms = started.elapsed().as_millis() as u64, "hosts started");
+
+    let plan = planfile::render(layout, servers, target, &zk);
+    host::write(&layout.plan_file(), &plan)?;
+    let state = LabState {
+        name: layout.name.clone(),
+        servers,
+        target,
+        plan: layout.plan_file().display().to_string(),
+    };
+    let json = serde_json::to_string_pretty(&state).map_err(|e| LabError::Stuck(e.to_string()))?;
+    host::write(&layout.state_file(), &json)?;
+
+    let leader = wait_quorum(layout, servers, Duration::from_secs(90))?;
+    tracing::info!(
+        lab = %layout.name, leader,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "ensemble has quorum"
+    );
+    Ok(state)
+}
+
+/// Every machine of a lab with `servers` hosts.
+pub fn machines(servers: u8) -> Vec<Machine> {
+    let mut m = vec![Machine::ControlPlane, Machine::Ops, Machine::Client];
+    m.extend((1..=servers).map(Machine::Host));
+    m
+}
+
+/// `/etc/netns/<ns>/hosts` and `resolv.conf`: `ip netns exec` mounts them
+/// over `/etc`, so every lab machine resolves the others by name.
+fn write_name_files(layout: &Layout, m: Machine, servers: u8) -> Result<(), LabError> {
+    let dir = layout.etc_netns(m);
+    fs::create_dir_all(&dir).map_err(|source| LabError::Io {
+        what: format!("create {}", dir.display()),
+        source,
+    })?;
+    let mut hosts = format!("127.0.0.1\tlocalhost\n127.0.1.1\t{}\n", m.short());
+    for other in machines(servers) {
+        hosts.push_str(&format!("{}\t{}\n", other.addr(), other.short()));
+    }
+    host::write(&dir.join("hosts"), &hosts)?;
+    host::write(&dir.join("hostname"), &format!("{}\n", m.short()))?;
+    host::write(
+        &dir.join("resolv.conf"),
+        &format!(
+            "# lab {}: the control plane's DNS server\nnameserver {}\noptions timeout:1 attempts:2\n",
+            layout.name,
+            Machine::ControlPlane.addr()
+        ),
+    )
+}
+
+/// Waits until every host serves and exactly one leads; returns the leader.
+pub fn wait_quorum(layout: &Layout, servers: u8, timeout: Duration) -> Result<u8, LabError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let modes: Vec<(u8, Option<String>)> =
+            (1..=servers).map(|k| (k, host_mode(layout, k))).collect();
+        let leaders: Vec<u8> = modes
+            .iter()
+            .filter(|(_, m)| m.as_deref() == Some("leader"))
+            .map(|(k, _)| *k)
+            .collect();
+        let serving = modes
+            .iter()
+            .all(|(_, m)| matches!(m.as_deref(), Some("leader" | "follower")));
+        if serving && leaders.len() == 1 {
+            return Ok(leaders[0]);
+        }
+        if Instant::now() > deadline {
+            return Err(LabError::Stuck(format!(
+                "the lab's ensemble has no quorum after {timeout:?}: modes {modes:?}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `Mode:` of host `k`'s ZooKeeper, asked from the operator machine.
+pub fn host_mode(layout: &Layout, k: u8) -> Option<String> {
+    let addr = (Machine::Host(k).addr(), 2181).into();
+    let srvr = netns::four_letter_word(&layout.ns(Machine::Ops), addr, "srvr")?;
+    srvr.lines()
+        .find_map(|l| l.strip_prefix("Mode: "))
+        .map(|m| m.trim().to_string())
+}
+
+/// The lab's namespaces that exist now, found by name.
+pub fn lab_namespaces(layout: &Layout) -> Result<Vec<String>, LabError> {
+    Ok(netns::list()?
+        .into_iter()
+        .filter(|ns| layout.owns_ns(ns))
+        .collect())
+}
+
+/// Tears lab `layout.name` down: every process, namespace, name file and
+/// file of the lab. Safe to repeat.
+pub fn down(layout: &Layout) -> Result<(), LabError> {
+    let namespaces = lab_namespaces(layout)?;
+    // Kill first, everywhere, so that no process of one machine keeps
+    // talking to a machine already gone while we delete.
+    for ns in &namespaces {
+        netns::kill_all(ns)?;
+    }
+    for ns in &namespaces {
+        netns::delete(ns)?;
+        let etc = std::path::Path::new("/etc/netns").join(ns);
+        if etc.exists() {
+            fs::remove_dir_all(&etc).map_err(|source| LabError::Io {
+                what: format!("remove {}", etc.display()),
+                source,
+            })?;
+        }
+    }
+    // Name files of namespaces that were never created (a crash mid-up).
+    if let Ok(entries) = fs::read_dir("/etc/netns") {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if layout.owns_ns(&name) {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    if layout.root.exists() {
+        fs::remove_dir_all(&layout.root).map_err(|source| LabError::Io {
+            what: format!("remove {}", layout.root.display()),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Reads what `up` recorded.
+pub fn load_state(layout: &Layout) -> Result<LabState, LabError> {
+    let text = fs::read_to_string(layout.state_file()).map_err(|_| {
+        LabError::Usage(format!(
+            "lab {0} is not up (no {1}); run `zklab up --name {0}`",
+            layout.name,
+            layout.state_file().display()
+        ))
+    })?;
+    serde_json::from_str(&text).map_err(|e| LabError::Stuck(format!("bad lab.json: {e}")))
+}
+
+fn check_prerequisites() -> Result<(), LabError> {
+    let uid = netns::run("id", &["-u"])?;
+    if uid.trim() != "0" {
+        return Err(LabError::Usage(
+            "zklab needs root (network namespaces, mounts, iptables)".into(),
+        ));
+    }
+    let missing: Vec<&str> = TOOLS
+        .iter()
+        .copied()
+        .filter(|t| netns::run("sh", &["-c", &format!("command -v {t}")]).is_err())
+        .chain(
+            ["/usr/sbin/sshd", "/usr/share/java/zookeeper.jar"]
+                .into_iter()
+                .filter(|p| !std::path::Path::new(p).exists()),
+        )
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(LabError::Usage(format!(
+            "missing {}: run scripts/setup.sh",
+            missing.join(", ")
+        )))
+    }
+}
