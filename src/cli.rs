@@ -1,1 +1,214 @@
-//! placeholder
+//! The command line of `zkmigrate` (DESIGN section 4), as clap derive types.
+//!
+//! The doc comments here are the `--help` text, so they are written for the
+//! operator. Commands map one-to-one onto the migration's verbs; the flags
+//! that change what `step` may do (`--yes`, `--confirm`, `--force`) are
+//! explicit because a migration of a production ensemble must never do more
+//! than the operator asked for.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::steps::StepName;
+
+/// Move a live ZooKeeper ensemble from hosts into Kubernetes, with no
+/// downtime and no lost write.
+///
+/// A resumable state machine over five steps (preflight, services, clients,
+/// peers, replace) and a final check (finalize), gated on the quorum being
+/// synced before every disruptive action.
+///
+/// Exit codes: 0 done; 1 error; 2 usage or invalid plan; 3 halted by a
+/// safety gate (resumable); 4 waiting for --confirm.
+#[derive(Debug, Parser)]
+#[command(name = "zkmigrate", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Format of the logs on stderr. Filter them with ZKMIGRATE_LOG (or
+    /// RUST_LOG), e.g. `ZKMIGRATE_LOG=zkmigrate=debug`.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// How a command prints its result on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum OutputFormat {
+    /// Tables and prose for a person.
+    #[default]
+    Text,
+    /// Stable, machine-readable JSON.
+    Json,
+}
+
+/// The plan file every command reads.
+#[derive(Debug, Args)]
+pub struct PlanArg {
+    /// The migration plan (YAML, `apiVersion: zkmigrate/v1`).
+    #[arg(short = 'f', long = "file", value_name = "PLAN")]
+    pub file: PathBuf,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Observe the ensemble and cluster and print every action in order,
+    /// with zoo.cfg diffs and the objects to create. Changes nothing.
+    Plan {
+        #[command(flatten)]
+        plan: PlanArg,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Run the preflight checks alone and print a table of them; exits
+    /// non-zero if any fails.
+    Check {
+        #[command(flatten)]
+        plan: PlanArg,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Run the next step (or all of them, or up to one). Refuses to start
+    /// over an interrupted step unless --resume is given.
+    Step(StepArgs),
+    /// Where the journal stands, and a live table of the ensemble: id,
+    /// address, where it runs, mode, zxid, lag, connections.
+    Status {
+        #[command(flatten)]
+        plan: PlanArg,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Undo completed steps in reverse order.
+    Rollback {
+        #[command(flatten)]
+        plan: PlanArg,
+        /// Roll back to the state right after this step (default: undo all).
+        #[arg(long, value_name = "STEP")]
+        to: Option<StepName>,
+        /// Do not ask before each disruptive action.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Write a Markdown runbook of the same plan: every action, the exact
+    /// command an operator would run, how to verify it and how to undo it.
+    Runbook {
+        #[command(flatten)]
+        plan: PlanArg,
+        /// Write to FILE instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Print the Kubernetes objects of the migration as YAML, for review or
+    /// GitOps.
+    Manifests {
+        #[command(flatten)]
+        plan: PlanArg,
+        /// Only the objects of this step.
+        #[arg(long, value_name = "STEP")]
+        step: Option<StepName>,
+        /// With `--step replace`: the objects as they are after this
+        /// server's switch.
+        #[arg(long, value_name = "ID", requires = "step")]
+        server: Option<u8>,
+    },
+}
+
+/// Arguments of `step`.
+#[derive(Debug, Args)]
+pub struct StepArgs {
+    #[command(flatten)]
+    pub plan: PlanArg,
+    /// Run every remaining step.
+    #[arg(long, conflicts_with = "until")]
+    pub all: bool,
+    /// Run the remaining steps up to and including STEP.
+    #[arg(long, value_name = "STEP")]
+    pub until: Option<StepName>,
+    /// Continue an interrupted step, re-observing the world first.
+    #[arg(long)]
+    pub resume: bool,
+    /// Do not ask before each disruptive action.
+    #[arg(long)]
+    pub yes: bool,
+    /// Allow a step that the plan's `policy.confirm` holds back (repeatable).
+    #[arg(long, value_name = "STEP")]
+    pub confirm: Vec<StepName>,
+    /// Proceed past refusals that the operator may override (e.g. the
+    /// ZOOKEEPER-3829 version check).
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn step_takes_repeated_confirm_and_refuses_all_with_until() {
+        let cli = Cli::try_parse_from([
+            "zkmigrate",
+            "step",
+            "-f",
+            "p.yaml",
+            "--all",
+            "--confirm",
+            "clients",
+            "--confirm",
+            "replace",
+            "--yes",
+        ])
+        .unwrap();
+        let Command::Step(args) = cli.command else {
+            panic!("not step")
+        };
+        assert!(args.all && args.yes && !args.resume);
+        assert_eq!(args.confirm, vec![StepName::Clients, StepName::Replace]);
+
+        let err = Cli::try_parse_from([
+            "zkmigrate",
+            "step",
+            "-f",
+            "p.yaml",
+            "--all",
+            "--until",
+            "peers",
+        ])
+        .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn an_unknown_step_name_is_a_usage_error() {
+        let err = Cli::try_parse_from(["zkmigrate", "step", "-f", "p", "--until", "replace-all"])
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+}

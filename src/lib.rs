@@ -16,15 +16,16 @@
 //! - [`observe`]: the ZooKeeper boundary for reading: four-letter words and
 //!   the AdminServer, parsed into typed observations, and the pure health
 //!   predicates the safety gates are built from.
-//! - [`status`]: the `status` command: a live table of the ensemble.
+//! - [`commands`]: one module per CLI command; each turns parsed arguments
+//!   into calls of the modules above and output through [`output`].
 //! - [`output`]: the one printer for user-facing text and JSON.
 //! - [`cli`]: the command line (clap), and [`exit`]: its exit codes.
 
 pub mod cli;
+pub mod commands;
 pub mod exit;
 pub mod observe;
 pub mod output;
 pub mod plan;
-pub mod status;
 pub mod steps;
 pub mod zoocfg;

@@ -122,17 +122,22 @@ pub fn start_sshd(layout: &Layout, k: u8) -> Result<(), LabError> {
     Ok(())
 }
 
-/// The ssh options zkmigrate's plan carries for this lab (beside the
-/// identity file): strict host checking against the lab's known_hosts.
+/// The OpenSSH options (`Key=Value`) zkmigrate's plan carries for this lab,
+/// beside the identity file: strict host checking against the lab's
+/// known_hosts, no prompts, short connect timeout.
 pub fn client_options(layout: &Layout) -> Vec<String> {
     vec![
-        "-o".into(),
         format!("UserKnownHostsFile={}", layout.known_hosts().display()),
-        "-o".into(),
         "StrictHostKeyChecking=yes".into(),
-        "-o".into(),
         "BatchMode=yes".into(),
-        "-o".into(),
         "ConnectTimeout=5".into(),
     ]
+}
+
+/// The same options as `ssh` arguments (`-o Key=Value ...`).
+pub fn client_args(layout: &Layout) -> Vec<String> {
+    client_options(layout)
+        .into_iter()
+        .flat_map(|o| ["-o".to_string(), o])
+        .collect()
 }

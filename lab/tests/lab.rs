@@ -106,7 +106,7 @@ fn ssh_args(layout: &Layout) -> Vec<String> {
         "-p".into(),
         "22".into(),
     ];
-    args.extend(zklab::ssh::client_options(layout));
+    args.extend(zklab::ssh::client_args(layout));
     args
 }
 

@@ -1,0 +1,61 @@
+//! One module per command of the CLI (DESIGN section 4). Each takes its
+//! parsed arguments, calls the pure core and the I/O boundaries, prints
+//! through [`crate::output::Printer`], and says which exit code the run ends
+//! with. Nothing here decides policy: that lives in the modules it calls.
+
+mod plan;
+mod status;
+
+use crate::cli::{Cli, Command};
+use crate::exit::Exit;
+use crate::observe::ObserveError;
+use crate::plan::PlanError;
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Observe(#[from] ObserveError),
+    #[error("failed to write the output: {0}")]
+    Output(#[from] std::io::Error),
+    #[error(
+        "`zkmigrate {command}` is not built yet: it comes with the migration engine (issue {issue}); nothing was changed"
+    )]
+    NotBuilt { command: &'static str, issue: u32 },
+}
+
+impl CommandError {
+    /// The exit code this failure ends the process with.
+    pub fn exit(&self) -> Exit {
+        match self {
+            CommandError::Plan(e) if e.is_invalid() => Exit::Usage,
+            _ => Exit::Error,
+        }
+    }
+}
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> Result<Exit, CommandError> {
+    match cli.command {
+        Command::Plan { plan, output } => plan::run(&plan.file, output),
+        Command::Status { plan, output } => status::run(&plan.file, output).await,
+        Command::Check { plan, .. } => not_built(&plan.file, "check", 5),
+        Command::Step(args) => not_built(&args.plan.file, "step", 5),
+        Command::Rollback { plan, .. } => not_built(&plan.file, "rollback", 5),
+        Command::Runbook { plan, .. } => not_built(&plan.file, "runbook", 7),
+        Command::Manifests { plan, .. } => not_built(&plan.file, "manifests", 7),
+    }
+}
+
+/// A command whose engine is not there yet still validates the plan first,
+/// so an invalid plan exits 2 whatever the command.
+fn not_built(
+    path: &std::path::Path,
+    command: &'static str,
+    issue: u32,
+) -> Result<Exit, CommandError> {
+    crate::plan::load(path)?;
+    Err(CommandError::NotBuilt { command, issue })
+}
