@@ -4,6 +4,7 @@
 //!
 //! - [`layout`]: names, addresses and paths of one lab (pure).
 //! - [`netns`]: network namespaces, veth pairs and the bridge, via `ip`.
+//! - [`k8s`]: the lab's Kubernetes control plane.
 //! - [`host`]: a bare-metal host: private mounts, files, service script.
 //! - [`ssh`]: the lab's keys and one `sshd` per host.
 //! - [`topology`]: `zklab up` / `zklab down`.
@@ -17,6 +18,7 @@
 
 pub mod fault;
 pub mod host;
+pub mod k8s;
 pub mod layout;
 pub mod load;
 pub mod netns;
