@@ -36,7 +36,40 @@ pub struct LabState {
 }
 
 /// The bridge's name inside the bridge namespace.
-const BRIDGE: &str = "br0";
+pub const BRIDGE: &str = "br0";
+
+/// The Pod network (DESIGN section 8).
+pub const POD_CIDR: &str = "10.244.0.0/16";
+
+/// The Service ClusterIP range (DESIGN section 8).
+pub const SERVICE_CIDR: &str = "10.96.0.0/16";
+
+/// The `zklab` executable, to start lab processes (workload, control
+/// plane) from the CLI and from tests alike: this process when it is zklab,
+/// else `$ZKLAB_BIN`, else `zklab` beside this executable or one directory up
+/// (a test binary lives in `target/<profile>/deps/`).
+pub fn zklab_exe() -> Result<std::path::PathBuf, LabError> {
+    let me = std::env::current_exe().map_err(|source| LabError::Io {
+        what: "find the running executable".into(),
+        source,
+    })?;
+    if me.file_name().is_some_and(|n| n == "zklab") {
+        return Ok(me);
+    }
+    if let Some(path) = std::env::var_os("ZKLAB_BIN") {
+        return Ok(path.into());
+    }
+    let dir = me.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+    [dir.join("zklab"), dir.join("../zklab")]
+        .into_iter()
+        .find(|p| p.exists())
+        .ok_or_else(|| {
+            LabError::Usage(format!(
+                "cannot find the zklab executable near {}: build it (cargo build -p zklab) or set ZKLAB_BIN",
+                me.display()
+            ))
+        })
+}
 
 /// Tools `up` runs; checked first so a missing one is named at once.
 const TOOLS: [&str; 8] = [
@@ -96,6 +129,12 @@ fn build(layout: &Layout, servers: u8, target: Target) -> Result<LabState, LabEr
             &layout.bridge_port(m),
         )?;
         write_name_files(layout, m, servers)?;
+        // Pods (10.244/16) and ClusterIPs (10.96/16) are on the same bridge:
+        // on-link routes, so that the proxy's DNAT (in OUTPUT) has a route
+        // to re-route to and Pods are reached directly.
+        for cidr in [POD_CIDR, SERVICE_CIDR] {
+            netns::run("ip", &["-n", &ns, "route", "add", cidr, "dev", "eth0"])?;
+        }
     }
     tracing::info!(lab = %layout.name, elapsed_ms = started.elapsed().as_millis() as u64, "network up");
 

@@ -42,10 +42,7 @@ pub fn start(layout: &Layout, connect: Option<String>, rate: u32) -> Result<load
     for f in ["events.jsonl", "worker.log"] {
         let _ = fs::remove_file(dir.join(f));
     }
-    let exe = std::env::current_exe().map_err(|source| LabError::Io {
-        what: "find the zklab executable".into(),
-        source,
-    })?;
+    let exe = topology::zklab_exe()?;
     let log = fs::File::create(dir.join("worker.log")).map_err(|source| LabError::Io {
         what: "create worker.log".into(),
         source,
@@ -102,10 +99,7 @@ pub fn current_connect(layout: &Layout) -> Result<String, LabError> {
 /// The report JSON, computed inside the client machine.
 pub fn report(layout: &Layout) -> Result<String, LabError> {
     let connect = current_connect(layout)?;
-    let exe = std::env::current_exe().map_err(|source| LabError::Io {
-        what: "find the zklab executable".into(),
-        source,
-    })?;
+    let exe = topology::zklab_exe()?;
     let out = Command::new("ip")
         .args(["netns", "exec", &layout.ns(Machine::Client)])
         .arg(&exe)
