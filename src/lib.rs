@@ -16,6 +16,12 @@
 //! - [`observe`]: the ZooKeeper boundary for reading: four-letter words and
 //!   the AdminServer, parsed into typed observations, and the pure health
 //!   predicates the safety gates are built from.
+//! - [`hosts`]: the hosts boundary: run a service command, read and
+//!   atomically replace a file, see which ports listen, on one server's
+//!   host, over ssh (ControlMaster) or a local exec prefix.
+//! - [`journal`]: where the migration stands (DESIGN section 6): a
+//!   versioned JSON document held under an exclusive lock and written
+//!   atomically; the engine records intent before every action.
 //! - [`commands`]: one module per CLI command; each turns parsed arguments
 //!   into calls of the modules above and output through [`output`].
 //! - [`output`]: the one printer for user-facing text and JSON.
@@ -24,6 +30,8 @@
 pub mod cli;
 pub mod commands;
 pub mod exit;
+pub mod hosts;
+pub mod journal;
 pub mod observe;
 pub mod output;
 pub mod plan;
