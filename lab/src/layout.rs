@@ -115,6 +115,11 @@ impl Layout {
         format!("{NS_PREFIX}{}-{}", self.name, machine.short())
     }
 
+    /// The network namespace of the lab's `n`th Pod (the kubelet counts).
+    pub fn pod_ns(&self, n: u32) -> String {
+        format!("{NS_PREFIX}{}-p{n}", self.name)
+    }
+
     /// Every namespace name of this lab starts with this.
     pub fn ns_prefix(&self) -> String {
         format!("{NS_PREFIX}{}-", self.name)
@@ -204,6 +209,7 @@ mod tests {
         assert!(a.owns_ns("zklab-a-net"));
         assert!(a.owns_ns("zklab-a-host12"));
         assert!(a.owns_ns("zklab-a-p3"));
+        assert!(a.owns_ns(&a.pod_ns(17)));
         assert!(!a.owns_ns("zklab-a-b-ops"));
         assert!(!a.owns_ns("zklab-a-host1-ops"));
         assert!(!a.owns_ns("zklab-a-p"));

@@ -60,6 +60,15 @@ enum Cmd {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+    /// (internal) The lab's control plane, run by `up` in the control-plane
+    /// machine.
+    #[command(hide = true)]
+    Controlplane {
+        #[command(flatten)]
+        name: NameArg,
+        #[arg(long)]
+        servers: u8,
+    },
     /// The workload: a steady writer plus a session holding an ephemeral
     /// znode, in the client machine.
     Load {
@@ -242,6 +251,7 @@ fn run(cli: Cli) -> Result<ExitCode, LabError> {
                 started.elapsed().as_secs_f64()
             );
             println!("plan: {}", state.plan);
+            println!("kubeconfig: {}", state.kubeconfig);
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Down { name } => {
@@ -327,6 +337,19 @@ fn run(cli: Cli) -> Result<ExitCode, LabError> {
             Ok(ExitCode::from(
                 status.code().unwrap_or(1).clamp(0, 255) as u8
             ))
+        }
+        Cmd::Controlplane { name, servers } => {
+            let layout = Layout::new(&name.name)?;
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|source| LabError::Io {
+                    what: "start the async runtime".into(),
+                    source,
+                })?
+                .block_on(zklab::k8s::controlplane::run(layout, servers))?;
+            Ok(ExitCode::SUCCESS)
         }
         Cmd::Load { name, load } => run_load(&Layout::new(&name.name)?, load),
         Cmd::Fault { name, fault } => {

@@ -33,6 +33,9 @@ pub struct LabState {
     pub servers: u8,
     pub target: Target,
     pub plan: String,
+    /// The admin kubeconfig of the lab's API server (reachable from the lab
+    /// machines: `zklab run --on ops -- kubectl --kubeconfig PATH ...`).
+    pub kubeconfig: String,
 }
 
 /// The bridge's name inside the bridge namespace.
@@ -59,7 +62,10 @@ pub fn zklab_exe() -> Result<std::path::PathBuf, LabError> {
     if let Some(path) = std::env::var_os("ZKLAB_BIN") {
         return Ok(path.into());
     }
-    let dir = me.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+    let dir = me
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
     [dir.join("zklab"), dir.join("../zklab")]
         .into_iter()
         .find(|p| p.exists())
@@ -153,6 +159,9 @@ fn build(layout: &Layout, servers: u8, target: Target) -> Result<LabState, LabEr
     }
     tracing::info!(lab = %layout.name, elapsed_ms = started.elapsed().as_millis() as u64, "hosts started");
 
+    start_control_plane(layout, servers)?;
+    tracing::info!(lab = %layout.name, elapsed_ms = started.elapsed().as_millis() as u64, "control plane ready");
+
     let plan = planfile::render(layout, servers, target, &zk);
     host::write(&layout.plan_file(), &plan)?;
     let state = LabState {
@@ -160,6 +169,9 @@ fn build(layout: &Layout, servers: u8, target: Target) -> Result<LabState, LabEr
         servers,
         target,
         plan: layout.plan_file().display().to_string(),
+        kubeconfig: crate::k8s::controlplane::kubeconfig_path(layout)
+            .display()
+            .to_string(),
     };
     let json = serde_json::to_string_pretty(&state).map_err(|e| LabError::Stuck(e.to_string()))?;
     host::write(&layout.state_file(), &json)?;
@@ -171,6 +183,64 @@ fn build(layout: &Layout, servers: u8, target: Target) -> Result<LabState, LabEr
         "ensemble has quorum"
     );
     Ok(state)
+}
+
+/// Starts `zklab controlplane` in the control-plane machine and waits until
+/// it says it is ready (its API server listens, its parts run).
+fn start_control_plane(layout: &Layout, servers: u8) -> Result<(), LabError> {
+    use crate::k8s::controlplane::ready_path;
+    let exe = zklab_exe()?;
+    let log_path = layout.root.join("controlplane.log");
+    let log = fs::File::create(&log_path).map_err(|source| LabError::Io {
+        what: format!("create {}", log_path.display()),
+        source,
+    })?;
+    // `nsenter --net`, not `ip netns exec`: the latter gives the process a
+    // mount namespace of its own (a slave of the root one), and the Pod
+    // namespaces the kubelet creates (`ip netns add`, a bind mount under
+    // /run/netns) would then be invisible to `zklab down` and every other
+    // lab command.
+    let netns_path = format!("--net=/run/netns/{}", layout.ns(Machine::ControlPlane));
+    let status = std::process::Command::new("setsid")
+        .args(["--fork", "nsenter", &netns_path, "--"])
+        .arg(&exe)
+        .args([
+            "controlplane",
+            "--name",
+            &layout.name,
+            "--servers",
+            &servers.to_string(),
+        ])
+        .env(
+            "ZKLAB_LOG",
+            std::env::var("ZKLAB_LOG").unwrap_or_else(|_| "zklab=info".into()),
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .status()
+        .map_err(|source| LabError::Spawn {
+            command: "zklab controlplane".into(),
+            source,
+        })?;
+    if !status.success() {
+        return Err(LabError::Stuck(format!(
+            "the control plane failed to start: {status}"
+        )));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready_path(layout).exists() {
+        if Instant::now() > deadline {
+            let log = fs::read_to_string(&log_path).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(20).collect();
+            return Err(LabError::Stuck(format!(
+                "the control plane is not ready after 60 s; its log ends:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
 }
 
 /// Every machine of a lab with `servers` hosts.

@@ -282,15 +282,15 @@ impl Store {
         namespace: &str,
         mut obj: Value,
     ) -> Result<Value, ApiError> {
-        if name_of(&obj).is_empty() {
-            if let Some(prefix) = obj["metadata"]["generateName"].as_str() {
-                let suffix: String = new_uid()
-                    .chars()
-                    .filter(|c| c.is_ascii_alphanumeric())
-                    .take(5)
-                    .collect();
-                obj["metadata"]["name"] = json!(format!("{prefix}{suffix}"));
-            }
+        if name_of(&obj).is_empty()
+            && let Some(prefix) = obj["metadata"]["generateName"].as_str()
+        {
+            let suffix: String = new_uid()
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .take(5)
+                .collect();
+            obj["metadata"]["name"] = json!(format!("{prefix}{suffix}"));
         }
         let name = name_of(&obj).to_string();
         let (v, created) = self.write(resource, namespace, &name, None, |old| match old {
@@ -339,12 +339,37 @@ impl Store {
         subresource: Option<&str>,
         f: impl FnOnce(Option<&Value>) -> Result<Value, ApiError>,
     ) -> Result<(Value, bool), ApiError> {
+        self.write_inner(resource, namespace, name, subresource, f, false)
+    }
+
+    /// [`Store::write`] for `dryRun=All`: every check and admission runs,
+    /// and the object that would be stored is returned (without a
+    /// resourceVersion), but nothing is stored and no event is sent.
+    pub fn write_dry_run(
+        &self,
+        resource: &'static Resource,
+        namespace: &str,
+        name: &str,
+        subresource: Option<&str>,
+        f: impl FnOnce(Option<&Value>) -> Result<Value, ApiError>,
+    ) -> Result<(Value, bool), ApiError> {
+        self.write_inner(resource, namespace, name, subresource, f, true)
+    }
+
+    fn write_inner(
+        &self,
+        resource: &'static Resource,
+        namespace: &str,
+        name: &str,
+        subresource: Option<&str>,
+        f: impl FnOnce(Option<&Value>) -> Result<Value, ApiError>,
+        dry_run: bool,
+    ) -> Result<(Value, bool), ApiError> {
         let mut state = self.lock();
         if resource.namespaced
-            && state
+            && !state
                 .objects
-                .get(&key(resources::namespaces(), "", namespace))
-                .is_none()
+                .contains_key(&key(resources::namespaces(), "", namespace))
         {
             return Err(ApiError::not_found("namespaces", "", namespace));
         }
@@ -394,28 +419,35 @@ impl Store {
                 }
                 // As the real registry's PrepareForCreate: status is the
                 // system's to write, not the creator's.
-                if resource.has_status() {
-                    if let Some(m) = new.as_object_mut() {
-                        m.remove("status");
-                    }
+                if resource.has_status()
+                    && let Some(m) = new.as_object_mut()
+                {
+                    m.remove("status");
                 }
                 Op::Create
             }
             Some(old) => {
-                if let Some(rv) = new["metadata"]["resourceVersion"].as_str() {
-                    if !rv.is_empty() && Some(rv) != old["metadata"]["resourceVersion"].as_str() {
-                        return Err(ApiError::conflict(
-                            resource.plural,
-                            resource.group,
-                            name,
-                            "the object has been modified; please apply your changes to the latest version and try again",
-                        ));
-                    }
+                if let Some(rv) = new["metadata"]["resourceVersion"].as_str()
+                    && !rv.is_empty()
+                    && Some(rv) != old["metadata"]["resourceVersion"].as_str()
+                {
+                    return Err(ApiError::conflict(
+                        resource.plural,
+                        resource.group,
+                        name,
+                        "the object has been modified; please apply your changes to the latest version and try again",
+                    ));
                 }
                 if subresource == Some("status") {
+                    // Only status changes, but the writer's managedFields
+                    // entry (`subresource: status`) is kept.
                     let status = new["status"].take();
+                    let managed = new["metadata"]["managedFields"].take();
                     new = old.clone();
                     new["status"] = status;
+                    if !managed.is_null() {
+                        new["metadata"]["managedFields"] = managed;
+                    }
                 } else if resource.has_status() {
                     new["status"] = old["status"].clone();
                 }
@@ -441,10 +473,10 @@ impl Store {
                 Op::Update
             }
         };
-        if new["status"].is_null() {
-            if let Some(m) = new.as_object_mut() {
-                m.remove("status");
-            }
+        if new["status"].is_null()
+            && let Some(m) = new.as_object_mut()
+        {
+            m.remove("status");
         }
         self.admission.admit(
             resource,
@@ -461,6 +493,9 @@ impl Store {
             if &same == old {
                 return Ok((old.clone(), false));
             }
+        }
+        if dry_run {
+            return Ok((new, old.is_none()));
         }
         state.rv += 1;
         let rv = state.rv;
@@ -491,25 +526,25 @@ impl Store {
         let Some(old) = state.objects.get(&k).cloned() else {
             return Err(ApiError::not_found(resource.plural, resource.group, name));
         };
-        if let Some(rv) = &opts.resource_version {
-            if old["metadata"]["resourceVersion"].as_str() != Some(rv) {
-                return Err(ApiError::conflict(
-                    resource.plural,
-                    resource.group,
-                    name,
-                    "the ResourceVersion in the precondition does not match the ResourceVersion in record. The object might have been modified",
-                ));
-            }
+        if let Some(rv) = &opts.resource_version
+            && old["metadata"]["resourceVersion"].as_str() != Some(rv)
+        {
+            return Err(ApiError::conflict(
+                resource.plural,
+                resource.group,
+                name,
+                "the ResourceVersion in the precondition does not match the ResourceVersion in record. The object might have been modified",
+            ));
         }
-        if let Some(uid) = &opts.uid {
-            if old["metadata"]["uid"].as_str() != Some(uid) {
-                return Err(ApiError::conflict(
-                    resource.plural,
-                    resource.group,
-                    name,
-                    "the UID in the precondition does not match the UID in record. The object might have been modified",
-                ));
-            }
+        if let Some(uid) = &opts.uid
+            && old["metadata"]["uid"].as_str() != Some(uid)
+        {
+            return Err(ApiError::conflict(
+                resource.plural,
+                resource.group,
+                name,
+                "the UID in the precondition does not match the UID in record. The object might have been modified",
+            ));
         }
         if resource == resources::pods() {
             let grace = opts.grace_period_seconds.unwrap_or_else(|| {
