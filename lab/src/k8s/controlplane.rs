@@ -86,11 +86,11 @@ pub async fn run(layout: Layout, servers: u8) -> Result<(), LabError> {
     };
     let mut api_cfg = ApiServerConfig::new(SocketAddr::from((cp, API_PORT)), pki.clone(), tokens);
     let locator = kubelet_cfg.log_locator();
-    let log_store = store.clone();
     api_cfg.log_locator = Some(Arc::new(
-        move |ns: &str, pod: &str, container: Option<&str>| {
-            let obj = log_store.get(resources::pods(), ns, pod).ok()?;
-            locator.locate(&obj, container, false).ok()
+        move |pod: &serde_json::Value, container: Option<&str>, previous: bool| {
+            locator
+                .locate(pod, container, previous)
+                .map_err(|e| e.to_string())
         },
     ));
     let server = ApiServer::start(store.clone(), api_cfg)

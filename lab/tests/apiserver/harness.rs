@@ -81,9 +81,23 @@ impl Lab {
         config.bookmark_interval = Duration::from_millis(300);
         let logs = dir.path().join("logs");
         std::fs::create_dir_all(&logs).unwrap();
-        config.log_locator = Some(Arc::new(move |ns: &str, pod: &str, c: Option<&str>| {
-            Some(logs.join(format!("{ns}_{pod}_{}.log", c.unwrap_or(""))))
-        }));
+        // Models a kubelet that has one run of each container: `previous`
+        // finds nothing, as for a container that never restarted.
+        config.log_locator = Some(Arc::new(
+            move |pod: &serde_json::Value, c: Option<&str>, previous: bool| {
+                let (ns, name) = (
+                    pod["metadata"]["namespace"].as_str().unwrap_or(""),
+                    pod["metadata"]["name"].as_str().unwrap_or(""),
+                );
+                let c = c.unwrap_or("");
+                if previous {
+                    return Err(format!(
+                        "previous terminated container \"{c}\" in pod \"{name}\" not found"
+                    ));
+                }
+                Ok(logs.join(format!("{ns}_{name}_{c}.log")))
+            },
+        ));
         let store = Store::new(admission);
         let server = ApiServer::start(store.clone(), config).await.unwrap();
         let url = server.url();

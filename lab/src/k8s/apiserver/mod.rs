@@ -63,10 +63,15 @@ pub use auth::{Access, Rule, Tokens, User};
 pub use kubeconfig::write_kubeconfig;
 pub use tls::{Pki, PkiError, make_pki};
 
-/// Finds the log file of a container: `(namespace, pod, container)`. The
-/// server resolves the container first (the named one, or the Pod's only
-/// one; several and none named is a 400), so it is always `Some` today.
-pub type LogLocator = Arc<dyn Fn(&str, &str, Option<&str>) -> Option<PathBuf> + Send + Sync>;
+/// Finds the log file of a container: `(pod object, container, previous)`,
+/// where `previous` asks for the run before the current one. The server
+/// resolves the container first (the named one, or the Pod's only one;
+/// several and none named is a 400), so it is always `Some` today. An
+/// `Err` carries the message of the 400 the client gets (the kubelet's
+/// wording: "is waiting to start", "previous terminated container ... not
+/// found").
+pub type LogLocator =
+    Arc<dyn Fn(&serde_json::Value, Option<&str>, bool) -> Result<PathBuf, String> + Send + Sync>;
 
 /// What the API server needs to start.
 #[derive(Clone)]

@@ -181,12 +181,7 @@ pub async fn log(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     let pods = resources::pods();
     let pod = store.get(pods, ctx.namespace(), ctx.name())?;
     let container = container_of(&pod, ctx.query.get("container"))?;
-    if ctx.query.flag("previous") {
-        return Err(ApiError::bad_request(format!(
-            "previous terminated container \"{container}\" in pod \"{}\" not found",
-            ctx.name()
-        )));
-    }
+    let previous = ctx.query.flag("previous");
     let waiting = || {
         ApiError::bad_request(format!(
             "container \"{container}\" in pod \"{}\" is waiting to start: ContainerCreating",
@@ -194,7 +189,7 @@ pub async fn log(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
         ))
     };
     let locator = ctx.shared.config.log_locator.as_ref().ok_or_else(waiting)?;
-    let path = locator(ctx.namespace(), ctx.name(), Some(&container)).ok_or_else(waiting)?;
+    let path = locator(&pod, Some(&container), previous).map_err(ApiError::bad_request)?;
     let data = tokio::fs::read(&path).await.map_err(|_| waiting())?;
     let mut first: &[u8] = &data;
     if let Some(n) = ctx.query.int("tailLines")? {

@@ -155,10 +155,7 @@ pub async fn run_kubelet(
             return Err(KubeletError::MissingTool(tool));
         }
     }
-    // `ip netns add` in a slave mount namespace (what `ip netns exec`
-    // makes) mounts the new namespace there only.
-    let mnt = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
-    if mnt("self") != mnt("1") {
+    if in_slave_mounts() {
         return Err(KubeletError::PrivateMounts);
     }
     clean_leftovers(&cfg).await?;
@@ -198,6 +195,23 @@ pub async fn run_kubelet(
     workers.clear();
     clean_leftovers(&ctx.cfg).await?;
     Ok(())
+}
+
+/// Whether this process runs in a slave mount namespace (what `ip netns
+/// exec` makes), where `ip netns add` would mount new namespaces for this
+/// process only.
+fn in_slave_mounts() -> bool {
+    slave_mounts(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
+}
+
+/// Whether `/` or `/run/netns` has a `master:` tag in `mountinfo`.
+fn slave_mounts(mountinfo: &str) -> bool {
+    mountinfo.lines().any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let mut optional = fields.iter().skip(6).take_while(|f| **f != "-");
+        matches!(fields.get(4), Some(&"/") | Some(&"/run/netns"))
+            && optional.any(|f| f.starts_with("master:"))
+    })
 }
 
 /// Kills and removes every Pod namespace of the lab and the Pod files.
@@ -355,4 +369,17 @@ fn bind(ctx: &Ctx, pod: &Value) {
             )),
         },
     );
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_slave_mount_namespace_is_recognised() {
+        let root = "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n\
+                    42 27 254:0 /run/netns /run/netns rw,relatime shared:1 - ext4 /dev/vda rw\n";
+        let netns_exec = "93 92 254:0 / / rw,relatime - ext4 /dev/vda rw\n\
+                    147 93 254:0 /run/netns /run/netns rw,relatime master:1 - ext4 /dev/vda rw\n";
+        assert!(!super::slave_mounts(root));
+        assert!(super::slave_mounts(netns_exec));
+    }
 }
