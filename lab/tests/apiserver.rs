@@ -9,6 +9,8 @@ mod harness;
 mod kubectl;
 #[path = "apiserver/subresources.rs"]
 mod subresources;
+#[path = "apiserver/validation.rs"]
+mod validation;
 #[path = "apiserver/watch.rs"]
 mod watch;
 
