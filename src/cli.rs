@@ -78,6 +78,11 @@ pub enum Command {
         /// Output format.
         #[arg(short, long, value_enum, default_value_t)]
         output: OutputFormat,
+        /// Do not contact the ensemble or the hosts: plan from the plan file
+        /// alone (no zoo.cfg diffs; the order is by id, since the leader is
+        /// unknown). For review away from the network.
+        #[arg(long)]
+        offline: bool,
     },
     /// Run the preflight checks alone and print a table of them; exits
     /// non-zero if any fails.

@@ -19,9 +19,18 @@
 //! - [`hosts`]: the hosts boundary: run a service command, read and
 //!   atomically replace a file, see which ports listen, on one server's
 //!   host, over ssh (ControlMaster) or a local exec prefix.
+//! - [`k8s`]: the Kubernetes boundary: one client from the kubeconfig,
+//!   server-side apply that never forces silently, waits by watch, the
+//!   preflight's permission and foreign-object checks, Events on Services.
 //! - [`journal`]: where the migration stands (DESIGN section 6): a
 //!   versioned JSON document held under an exclusive lock and written
 //!   atomically; the engine records intent before every action.
+//! - [`engine`]: the migration engine: actions as data, the pure plan
+//!   builder, the quorum-first gate, the step loop.
+//! - [`manifests`]: the Kubernetes objects of the migration (per-server
+//!   Services and host EndpointSlices, the Pods' zoo.cfg and ordinals
+//!   ConfigMaps, StatefulSets, PodDisruptionBudget), built purely from the
+//!   plan and what was observed, and rendered as YAML.
 //! - [`commands`]: one module per CLI command; each turns parsed arguments
 //!   into calls of the modules above and output through [`output`].
 //! - [`output`]: the one printer for user-facing text and JSON.
@@ -29,11 +38,15 @@
 
 pub mod cli;
 pub mod commands;
+pub mod engine;
 pub mod exit;
 pub mod hosts;
 pub mod journal;
+pub mod k8s;
+pub mod manifests;
 pub mod observe;
 pub mod output;
 pub mod plan;
+pub mod progress;
 pub mod steps;
 pub mod zoocfg;

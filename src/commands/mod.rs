@@ -3,6 +3,7 @@
 //! through [`crate::output::Printer`], and says which exit code the run ends
 //! with. Nothing here decides policy: that lives in the modules it calls.
 
+mod manifests;
 mod plan;
 mod status;
 
@@ -18,6 +19,8 @@ pub enum CommandError {
     Plan(#[from] PlanError),
     #[error(transparent)]
     Observe(#[from] ObserveError),
+    #[error(transparent)]
+    Manifests(#[from] crate::manifests::ManifestsError),
     #[error("failed to write the output: {0}")]
     Output(#[from] std::io::Error),
     #[error(
@@ -31,6 +34,7 @@ impl CommandError {
     pub fn exit(&self) -> Exit {
         match self {
             CommandError::Plan(e) if e.is_invalid() => Exit::Usage,
+            CommandError::Manifests(e) if e.is_usage() => Exit::Usage,
             _ => Exit::Error,
         }
     }
@@ -39,13 +43,17 @@ impl CommandError {
 /// Runs one command.
 pub async fn run(cli: Cli) -> Result<Exit, CommandError> {
     match cli.command {
-        Command::Plan { plan, output } => plan::run(&plan.file, output),
+        Command::Plan {
+            plan,
+            output,
+            offline,
+        } => plan::run(&plan.file, output, offline).await,
         Command::Status { plan, output } => status::run(&plan.file, output).await,
         Command::Check { plan, .. } => not_built(&plan.file, "check", 5),
         Command::Step(args) => not_built(&args.plan.file, "step", 5),
         Command::Rollback { plan, .. } => not_built(&plan.file, "rollback", 5),
         Command::Runbook { plan, .. } => not_built(&plan.file, "runbook", 7),
-        Command::Manifests { plan, .. } => not_built(&plan.file, "manifests", 7),
+        Command::Manifests { plan, step, server } => manifests::run(&plan.file, step, server),
     }
 }
 

@@ -1,113 +1,73 @@
-//! `zkmigrate plan`: validate the plan file and summarise it.
+//! `zkmigrate plan`: validate the plan file, observe the ensemble and the
+//! hosts, and print every action of every step in order, with the zoo.cfg
+//! diffs the `peers` step will write. Changes nothing.
 //!
-//! Today it stops at validation: the migration engine (issue 5) adds the
-//! observed ensemble and the full, ordered action list with zoo.cfg diffs.
-//! An invalid plan never reaches this module's output: `load` fails and the
-//! CLI exits 2 with every error.
+//! The computation is [`crate::engine::build::build`], the same one `step`
+//! runs (DESIGN 2, "plan and act agree"). With `--offline` nothing is
+//! contacted: the plan is computed from an empty observation.
 
+use std::collections::BTreeMap;
 use std::path::Path;
-
-use serde::Serialize;
+use std::time::{Duration, SystemTime};
 
 use super::CommandError;
 use crate::cli::OutputFormat;
+use crate::engine::build::{self, MigrationPlan};
+use crate::engine::world::{self, World};
 use crate::exit::Exit;
-use crate::output::{Printer, Table};
-use crate::plan::{self, TargetKind, ValidatedPlan};
+use crate::hosts::HostAccess;
+use crate::observe::EnsembleObservation;
+use crate::output::Printer;
+use crate::plan::{self, ValidatedPlan};
 
-/// The JSON of `plan -o json` (stable field names).
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PlanSummary<'a> {
-    name: &'a str,
-    hash: String,
-    valid: bool,
-    warnings: Vec<String>,
-    servers: Vec<ServerSummary<'a>>,
-    /// The connection string clients move to in the `clients` step.
-    service_connection_string: String,
-    /// False until the engine computes actions (issue 5).
-    actions_computed: bool,
-}
+/// How long observing may take before `plan` prints what it has.
+const OBSERVE_TIMEOUT: Duration = Duration::from_secs(60);
 
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ServerSummary<'a> {
-    id: u8,
-    host: &'a str,
-    address: &'a str,
-    service: String,
-}
-
-pub fn run(path: &Path, output: OutputFormat) -> Result<Exit, CommandError> {
+pub async fn run(path: &Path, output: OutputFormat, offline: bool) -> Result<Exit, CommandError> {
     let plan = plan::load(path)?;
     for warning in &plan.warnings {
         tracing::warn!(%warning, "plan accepted with a warning");
     }
+    let computed = compute(&plan, offline).await;
     let printer = Printer;
     match output {
-        OutputFormat::Json => printer.json(&summary(&plan))?,
-        OutputFormat::Text => printer.text(&render_text(&plan))?,
+        OutputFormat::Json => printer.json(&computed)?,
+        OutputFormat::Text => printer.text(&build::render_text(&computed))?,
     }
     Ok(Exit::Done)
 }
 
-fn summary(plan: &ValidatedPlan) -> PlanSummary<'_> {
-    PlanSummary {
-        name: &plan.name,
-        hash: plan.hash(),
-        valid: true,
-        warnings: plan.warnings.iter().map(ToString::to_string).collect(),
-        servers: plan
-            .servers
-            .iter()
-            .map(|s| ServerSummary {
-                id: s.id.get(),
-                host: &s.host,
-                address: &s.address,
-                service: plan.service_host(s.id),
-            })
-            .collect(),
-        service_connection_string: plan.service_connection_string(),
-        actions_computed: false,
-    }
-}
-
-fn render_text(plan: &ValidatedPlan) -> String {
-    let k = &plan.kubernetes;
-    let target = match k.target.kind {
-        TargetKind::StatefulSet => "StatefulSet",
-        TargetKind::PerServer => "PerServer",
+async fn compute(plan: &ValidatedPlan, offline: bool) -> MigrationPlan {
+    let empty = || World {
+        ensemble: EnsembleObservation {
+            servers: Vec::new(),
+            observed_at: SystemTime::now(),
+        },
+        hosts: BTreeMap::new(),
     };
-    let mut out = format!(
-        "plan {} is valid (hash {})\n\n",
-        plan.name,
-        &plan.hash()[..12]
-    );
-    let mut table = Table::new(["ID", "HOST", "ADDRESS", "SERVICE"]);
-    for s in &plan.servers {
-        table.row([
-            s.id.to_string(),
-            s.host.clone(),
-            s.address.clone(),
-            plan.service_host(s.id),
-        ]);
+    if offline {
+        let mut m = build::build(plan, &empty());
+        m.warnings.push("offline: nothing was observed; run without --offline for the diffs and the leader-last order".into());
+        return m;
     }
-    out.push_str(&table.render());
-    out.push_str(&format!(
-        "\ntarget: {target} {} in namespace {}, image {}\n\
-         clients move to: {}\n",
-        k.target.name,
-        k.namespace,
-        k.target.image,
-        plan.service_connection_string(),
-    ));
-    for w in &plan.warnings {
-        out.push_str(&format!("warning: {w}\n"));
-    }
-    out.push_str(
-        "\nThe ordered action list (zoo.cfg diffs, objects to create) comes with the \
-         migration engine, which is not built yet.\n",
-    );
-    out
+    let world = match HostAccess::from_plan(plan) {
+        Ok(access) => {
+            match tokio::time::timeout(OBSERVE_TIMEOUT, world::observe_world(plan, &access)).await {
+                Ok(world) => world,
+                Err(_) => {
+                    let mut m = build::build(plan, &empty());
+                    m.warnings.push(format!(
+                        "observing took longer than {OBSERVE_TIMEOUT:?}; planned without it"
+                    ));
+                    return m;
+                }
+            }
+        }
+        Err(e) => {
+            let mut m = build::build(plan, &empty());
+            m.warnings.push(format!("the hosts cannot be reached: {e}"));
+            return m;
+        }
+    };
+    build::build(plan, &world)
 }

@@ -1,0 +1,19 @@
+//! The migration engine (DESIGN sections 2, 5 and 6; docs/engine.md):
+//! `ValidatedPlan + World -> MigrationPlan` (pure), then one loop that runs
+//! each action as check -> journal intent -> apply -> verify -> journal done,
+//! with the quorum-first gate before every disruptive action.
+//!
+//! # Layout
+//!
+//! - [`action`]: the steps' actions as data, with stable ids (the journal's
+//!   keys) and what each one does to the ensemble.
+//! - [`world`]: what is observed before planning: the ensemble, each host's
+//!   config and myid.
+//! - [`build`]: the one pure computation of the plan that `plan`, `runbook`,
+//!   `manifests` and `step` all render.
+//! - [`gate`]: the quorum-first gate and the waits after actions.
+
+pub mod action;
+pub mod build;
+pub mod gate;
+pub mod world;
