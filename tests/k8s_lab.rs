@@ -332,7 +332,7 @@ fn inside_ops_absence_is_an_answer() {
         assert!(err.is_timeout(), "{err}");
         assert_eq!(
             err.to_string(),
-            "failed to see ConfigMap zk-never reach the awaited state in namespace zookeeper \
+            "failed to see ConfigMap zk-never in the awaited state in namespace zookeeper \
              within 500ms; last seen: no such ConfigMap"
         );
     });
@@ -590,6 +590,11 @@ fn inside_ops_a_restricted_token_is_told_what_it_lacks() {
         let err = cluster.await_pod_ready("zk-0", WAIT).await.unwrap_err();
         assert!(matches!(err, K8sError::Watch { .. }), "{err}");
         assert!(started.elapsed() < Duration::from_secs(10), "{err}");
-        eprintln!("{err}");
+        assert_eq!(
+            err.to_string(),
+            "failed to watch for Pod zk-0 ready in namespace zookeeper: pods is forbidden: User \
+             \"zkm-restricted\" cannot list resource \"pods\" in API group \"\" in the namespace \
+             \"zookeeper\" (Forbidden, 403)"
+        );
     });
 }

@@ -43,7 +43,7 @@ pub enum K8sError {
     Client {
         cluster_url: String,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     #[error("failed to {action} {kind} {name} in namespace {namespace}: {detail}")]
     Api {
@@ -53,7 +53,7 @@ pub enum K8sError {
         namespace: String,
         detail: String,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     #[error(
         "failed to apply {kind} {name} in namespace {namespace}: {}; zkmigrate does not take fields over without being told to: see who changed them with `kubectl get {} {name} -n {namespace} -o yaml --show-managed-fields`",
@@ -68,13 +68,13 @@ pub enum K8sError {
     },
     #[error("failed to apply a {kind} in namespace {namespace}: it has no metadata.name")]
     NoName { kind: String, namespace: String },
-    #[error("failed to watch {what} in namespace {namespace}: {detail}")]
+    #[error("failed to watch for {what} in namespace {namespace}: {detail}")]
     Watch {
         what: String,
         namespace: String,
         detail: String,
         #[source]
-        source: kube::runtime::watcher::Error,
+        source: Box<kube::runtime::watcher::Error>,
     },
     #[error(
         "failed to see {what} in namespace {namespace} within {}; last seen: {last_seen}",
@@ -280,7 +280,7 @@ mod tests {
             name: "zk-1".into(),
             namespace: "zookeeper".into(),
             detail: describe(&source),
-            source,
+            source: Box::new(source),
         };
         assert_eq!(
             err.to_string(),

@@ -144,7 +144,7 @@ mod tests {
             now,
         );
         let json = serde_json::to_value(&event).unwrap();
-        assert_eq!(json["metadata"]["name"], "zk-2.187a3c11da2e0000");
+        assert_eq!(json["metadata"]["name"], "zk-2.18ea55ac4e7b4000");
         assert_eq!(
             json["involvedObject"],
             serde_json::json!({"apiVersion": "v1", "kind": "Service", "name": "zk-2",

@@ -154,7 +154,7 @@ pub async fn connect(k: &Kubernetes) -> Result<Cluster, K8sError> {
     let cluster_url = config.cluster_url.to_string();
     let client = Client::try_from(config).map_err(|source| K8sError::Client {
         cluster_url: cluster_url.clone(),
-        source,
+        source: Box::new(source),
     })?;
     tracing::debug!(%cluster_url, context = ?k.context, namespace = %k.namespace, "kubernetes client ready");
     Ok(Cluster::new(client, &k.namespace))
@@ -259,7 +259,7 @@ impl Cluster {
             name: name.to_string(),
             namespace: self.namespace.clone(),
             detail: error::describe(&source),
-            source,
+            source: Box::new(source),
         }
     }
 }

@@ -121,7 +121,7 @@ impl Cluster {
         cond: impl Fn(Option<&K>) -> bool,
         timeout: Duration,
     ) -> Result<Option<K>, K8sError> {
-        let what = format!("{} {name} reach the awaited state", K::kind(&()));
+        let what = format!("{} {name} in the awaited state", K::kind(&()));
         self.await_named(name, &what, cond, describe_presence::<K>, timeout)
             .await
     }
@@ -281,7 +281,7 @@ impl Cluster {
                 what: what.to_string(),
                 namespace: self.namespace.clone(),
                 detail,
-                source: err,
+                source: Box::new(err),
             });
         }
         tracing::warn!(what, namespace = %self.namespace, error = %err, "watch failed; the watcher retries");
