@@ -12,8 +12,15 @@
 //! - [`build`]: the one pure computation of the plan that `plan`, `runbook`,
 //!   `manifests` and `step` all render.
 //! - [`gate`]: the quorum-first gate and the waits after actions.
+//! - [`context`]: what actions run with ([`context::Ctx`]) and the steps'
+//!   error, which decides the exit code.
+//! - [`steps`]: one module per step: check, apply, verify, undo.
+//! - [`run`]: the loop: journal intent, apply, verify, journal done.
 
 pub mod action;
 pub mod build;
+pub mod context;
 pub mod gate;
+pub mod run;
+pub mod steps;
 pub mod world;
