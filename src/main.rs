@@ -46,6 +46,7 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| "zkmigrate=info".to_string());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(filter))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

@@ -157,6 +157,7 @@ fn tracing_subscriber_init() {
     let filter = std::env::var("ZKLAB_LOG").unwrap_or_else(|_| "zklab=info".into());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
 }

@@ -3,9 +3,11 @@
 //! through [`crate::output::Printer`], and says which exit code the run ends
 //! with. Nothing here decides policy: that lives in the modules it calls.
 
+mod check;
 mod manifests;
 mod plan;
 mod status;
+mod step;
 
 use crate::cli::{Cli, Command};
 use crate::exit::Exit;
@@ -23,6 +25,12 @@ pub enum CommandError {
     Manifests(#[from] crate::manifests::ManifestsError),
     #[error("failed to write the output: {0}")]
     Output(#[from] std::io::Error),
+    /// A step stopped: halted (3), waiting for --confirm (4) or failed (1).
+    #[error(transparent)]
+    Step(crate::engine::context::StepError),
+    /// The engine could not start (journal lock, hosts, cluster).
+    #[error("{0}")]
+    Engine(String),
     #[error(
         "`zkmigrate {command}` is not built yet: it comes with the migration engine (issue {issue}); nothing was changed"
     )]
@@ -35,6 +43,7 @@ impl CommandError {
         match self {
             CommandError::Plan(e) if e.is_invalid() => Exit::Usage,
             CommandError::Manifests(e) if e.is_usage() => Exit::Usage,
+            CommandError::Step(e) => e.exit(),
             _ => Exit::Error,
         }
     }
@@ -49,8 +58,17 @@ pub async fn run(cli: Cli) -> Result<Exit, CommandError> {
             offline,
         } => plan::run(&plan.file, output, offline).await,
         Command::Status { plan, output } => status::run(&plan.file, output).await,
-        Command::Check { plan, .. } => not_built(&plan.file, "check", 5),
-        Command::Step(args) => not_built(&args.plan.file, "step", 5),
+        Command::Check { plan, output } => {
+            check::run(
+                &plan.file,
+                output,
+                cli.global.log_format == crate::cli::LogFormat::Json,
+            )
+            .await
+        }
+        Command::Step(args) => {
+            step::run(&args, cli.global.log_format == crate::cli::LogFormat::Json).await
+        }
         Command::Rollback { plan, .. } => not_built(&plan.file, "rollback", 5),
         Command::Runbook { plan, .. } => not_built(&plan.file, "runbook", 7),
         Command::Manifests { plan, step, server } => manifests::run(&plan.file, step, server),

@@ -2,9 +2,11 @@
 //! ensemble (id, address, where it runs, mode, zxid, lag, connections).
 //!
 //! The live part observes every server of the plan at once (four-letter
-//! words, AdminServer fallback) and never fails as a whole: a server that
-//! does not answer is a row saying why. The journal part reads the journal
-//! when the engine has written one; until then every step is `pending`.
+//! words, AdminServer fallback) where it runs now (its Pod's IP once it has
+//! one, when the cluster is reachable; else the host address), and never
+//! fails as a whole: a server that does not answer is a row saying why. The
+//! journal part reads the journal without its lock (it works while a step
+//! runs); with no journal every step is `pending`.
 
 use std::path::Path;
 
@@ -76,11 +78,37 @@ pub struct ServerStatus {
 
 pub async fn run(path: &Path, output: OutputFormat) -> Result<Exit, CommandError> {
     let plan = plan::load(path)?;
-    let targets: Vec<Target> = plan
+    let journal = crate::journal::JournalStore::from_plan(&plan)
+        .read()
+        .ok()
+        .flatten();
+    let mut targets: Vec<Target> = plan
         .servers
         .iter()
         .map(|s| Target::new(u64::from(s.id.get()), plan.client_endpoint(s)))
         .collect();
+    // Once anything ran, Pods may hold some servers: ask the cluster where
+    // (bounded, best effort: status must answer even without a cluster).
+    let mut in_pods = Vec::new();
+    if journal.is_some() {
+        let located = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            let cluster = crate::k8s::connect(&plan.kubernetes).await.ok()?;
+            crate::engine::context::targets_for(&plan, &cluster)
+                .await
+                .ok()
+        })
+        .await
+        .ok()
+        .flatten();
+        if let Some(located) = located {
+            for (t, host) in located.iter().zip(&targets) {
+                if t.client != host.client {
+                    in_pods.push(t.id);
+                }
+            }
+            targets = located;
+        }
+    }
     let observation = observe_ensemble(
         &targets,
         &ObserveOptions {
@@ -89,7 +117,28 @@ pub async fn run(path: &Path, output: OutputFormat) -> Result<Exit, CommandError
         },
     )
     .await;
-    let report = build_report(&plan, &observation);
+    let mut report = build_report(&plan, &observation);
+    for server in &mut report.servers {
+        if in_pods.contains(&server.id) {
+            server.location = "pod";
+        }
+    }
+    if let Some(j) = &journal {
+        report.journal.exists = true;
+        report.steps = j
+            .steps
+            .iter()
+            .map(|s| StepStatus {
+                name: s.name,
+                status: s.status.as_str(),
+                actions: s
+                    .actions
+                    .iter()
+                    .map(|a| serde_json::to_value(a).unwrap_or_default())
+                    .collect(),
+            })
+            .collect();
+    }
     let printer = Printer;
     match output {
         OutputFormat::Json => printer.json(&report)?,

@@ -49,7 +49,9 @@ pub enum StepError {
     #[error(transparent)]
     Halted(#[from] Box<GateHalt>),
     /// The step waits for `--confirm STEP` (exit 4).
-    #[error("step {step} waits for the operator: {what}; then run `zkmigrate step -f {plan} --resume --confirm {step}`")]
+    #[error(
+        "step {step} waits for the operator: {what}; then run `zkmigrate step -f {plan} --resume --confirm {step}`"
+    )]
     AwaitingConfirm {
         step: StepName,
         what: String,
@@ -135,43 +137,12 @@ impl Ctx {
     /// step (the `<target>-ordinals` ConfigMap), or by id when not pinned
     /// yet (and always for PerServer).
     pub async fn ordinals(&self) -> Result<Ordinals, StepError> {
-        use k8s_openapi::api::core::v1::ConfigMap;
-        let name = manifests::labels::ordinals_config_map_name(&self.plan);
-        let pinned: Option<ConfigMap> = self.cluster.get_opt(&name).await?;
-        let Some(data) = pinned.and_then(|cm| cm.data) else {
-            return Ok(Ordinals::by_id(&self.plan));
-        };
-        let mut ids = Vec::new();
-        for ordinal in 0..data.len() {
-            let id: u8 = data
-                .get(&ordinal.to_string())
-                .and_then(|v| v.trim().parse().ok())
-                .ok_or_else(|| StepError::Other(format!("read ordinal {ordinal} of ConfigMap {name}")))?;
-            ids.push(id);
-        }
-        Ordinals::new(&self.plan, &ids).map_err(StepError::from)
+        pinned_ordinals(&self.plan, &self.cluster).await
     }
 
-    /// Where to ask server `id` now: its Pod's IP once its Pod runs, else
-    /// the host address (the client port is the plan's in both places).
+    /// Where to ask each server now (see [`targets_for`]).
     pub async fn targets(&self) -> Result<Vec<Target>, StepError> {
-        use k8s_openapi::api::core::v1::Pod;
-        let ordinals = self.ordinals().await?;
-        let mut targets = Vec::new();
-        for s in &self.plan.servers {
-            let pod_name = manifests::pod_name_for(&self.plan, s.id, &ordinals)?;
-            let pod: Option<Pod> = self.cluster.get_opt(&pod_name).await?;
-            let ip = pod
-                .filter(|p| p.metadata.deletion_timestamp.is_none())
-                .and_then(|p| p.status)
-                .and_then(|st| st.pod_ip);
-            let endpoint = match ip {
-                Some(ip) => format!("{ip}:{}", self.plan.ensemble.client_port),
-                None => self.plan.client_endpoint(s),
-            };
-            targets.push(Target::new(u64::from(s.id.get()), endpoint));
-        }
-        Ok(targets)
+        targets_for(&self.plan, &self.cluster).await
     }
 
     /// One observation of the ensemble where it runs now.
@@ -189,7 +160,14 @@ impl Ctx {
             GateSpec::before_touching(id)
         };
         let targets = self.targets().await?;
-        Ok(gate::await_gate(&targets, &spec, &self.plan.policy, &self.plan_file, &self.progress).await?)
+        Ok(gate::await_gate(
+            &targets,
+            &spec,
+            &self.plan.policy,
+            &self.plan_file,
+            &self.progress,
+        )
+        .await?)
     }
 
     /// Waits until server `id` serves, follows (or leads) and is synced.
@@ -204,4 +182,54 @@ impl Ctx {
         )
         .await?)
     }
+}
+
+/// The ordinal map pinned in the cluster, or by id when none is.
+pub async fn pinned_ordinals(
+    plan: &ValidatedPlan,
+    cluster: &Cluster,
+) -> Result<Ordinals, StepError> {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let name = manifests::labels::ordinals_config_map_name(plan);
+    let pinned: Option<ConfigMap> = cluster.get_opt(&name).await?;
+    let Some(data) = pinned.and_then(|cm| cm.data) else {
+        return Ok(Ordinals::by_id(plan));
+    };
+    let mut ids = Vec::new();
+    for ordinal in 0..data.len() {
+        let id: u8 = data
+            .get(&ordinal.to_string())
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| {
+                StepError::Other(format!("read ordinal {ordinal} of ConfigMap {name}"))
+            })?;
+        ids.push(id);
+    }
+    Ordinals::new(plan, &ids).map_err(StepError::from)
+}
+
+/// Where to ask each server now: its Pod's IP once its Pod runs (and is not
+/// terminating), else the host address; the client port is the plan's in
+/// both places.
+pub async fn targets_for(
+    plan: &ValidatedPlan,
+    cluster: &Cluster,
+) -> Result<Vec<Target>, StepError> {
+    use k8s_openapi::api::core::v1::Pod;
+    let ordinals = pinned_ordinals(plan, cluster).await?;
+    let mut targets = Vec::new();
+    for s in &plan.servers {
+        let pod_name = manifests::pod_name_for(plan, s.id, &ordinals)?;
+        let pod: Option<Pod> = cluster.get_opt(&pod_name).await?;
+        let ip = pod
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .and_then(|p| p.status)
+            .and_then(|st| st.pod_ip);
+        let endpoint = match ip {
+            Some(ip) => format!("{ip}:{}", plan.ensemble.client_port),
+            None => plan.client_endpoint(s),
+        };
+        targets.push(Target::new(u64::from(s.id.get()), endpoint));
+    }
+    Ok(targets)
 }
