@@ -47,19 +47,17 @@ pub async fn run_steps(
     journal: &mut LockedJournal,
     request: StepRequest,
 ) -> Result<Exit, StepError> {
-    if let Some(step) = unfinished_step(journal) {
-        if !ctx.opts.resume {
-            return Err(StepError::Refused {
-                action: format!("step {step}"),
-                observed: "it was interrupted or halted".into(),
-                expected: "a finished step before the next one starts".into(),
-                next: format!(
-                    "Continue it with `zkmigrate step -f {} --resume` (it re-observes the world first), or roll back with `zkmigrate rollback -f {}`.",
-                    ctx.plan_file.display(),
-                    ctx.plan_file.display()
-                ),
-            });
-        }
+    if let Some(step) = unfinished_step(journal).filter(|_| !ctx.opts.resume) {
+        return Err(StepError::Refused {
+            action: format!("step {step}"),
+            observed: "it was interrupted or halted".into(),
+            expected: "a finished step before the next one starts".into(),
+            next: format!(
+                "Continue it with `zkmigrate step -f {} --resume` (it re-observes the world first), or roll back with `zkmigrate rollback -f {}`.",
+                ctx.plan_file.display(),
+                ctx.plan_file.display()
+            ),
+        });
     }
     let Some(mut step) = journal.journal().next_step() else {
         eprintln!(

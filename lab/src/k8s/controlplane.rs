@@ -72,6 +72,15 @@ pub async fn run(layout: Layout, servers: u8) -> Result<(), LabError> {
     // The API server's own Service, as on a real cluster (in-cluster
     // clients find it as kubernetes.default.svc).
     create_kubernetes_service(&store, cp)?;
+    // The namespace the lab's plan migrates into (zkmigrate never creates
+    // namespaces: preflight requires it to exist, as on a real cluster).
+    store
+        .create(
+            resources::namespaces(),
+            "",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "zookeeper"}}),
+        )
+        .map_err(|e| LabError::Stuck(format!("create the zookeeper namespace: {e}")))?;
 
     let pki = apiserver::make_pki(&[IpAddr::V4(cp)], &layout.root.join("pki"))
         .map_err(|e| stuck("make the lab PKI")(e.to_string()))?;
