@@ -57,8 +57,10 @@ async fn a_zookeeper_pod_runs_standalone_is_probed_and_is_deleted_gracefully() {
     assert!(cs["state"]["running"]["startedAt"].is_string());
     assert_eq!(cs["image"], "docker.io/library/zookeeper:3.8");
 
+    // A tcpSocket probe passes once the port is open, which is before the
+    // server serves (`srvr` then says "not currently serving requests").
     let srvr = lab
-        .srvr(&ip, 2181)
+        .srvr_serving(&ip, 2181)
         .expect("srvr answers from the client machine");
     assert!(srvr.contains("Mode: standalone"), "{srvr}");
 
@@ -158,7 +160,7 @@ async fn a_mounted_zoo_cfg_wins_and_command_and_args_override_the_image() {
     let pod = lab.wait_pod("mounted", 90, ready).await;
     let ip = pod["status"]["podIP"].as_str().unwrap().to_string();
     let srvr = lab
-        .srvr(&ip, 2182)
+        .srvr_serving(&ip, 2182)
         .expect("the mounted zoo.cfg's clientPort");
     assert!(srvr.contains("Mode: standalone"), "{srvr}");
     assert!(lab.srvr(&ip, 2181).is_none(), "no zoo.cfg was generated");
@@ -438,7 +440,7 @@ async fn a_new_kubelet_kills_what_a_crashed_one_left_and_runs_the_pods_again() {
         "the same Pod"
     );
     let ip = after["status"]["podIP"].as_str().unwrap();
-    let srvr = lab.srvr(ip, 2181).expect("the Pod serves again");
+    let srvr = lab.srvr_serving(ip, 2181).expect("the Pod serves again");
     assert!(srvr.contains("Mode: standalone"), "{srvr}");
     assert_eq!(
         lab.pod_namespaces().len(),

@@ -66,6 +66,10 @@ pub async fn run_steps(
         );
         return Ok(Exit::Done);
     };
+    if let Some(until) = request.until.filter(|&u| !request.all && step > u) {
+        eprintln!("every step up to {until} is done; the next is {step}");
+        return Ok(Exit::Done);
+    }
     loop {
         run_step(ctx, journal, step).await?;
         let more = request.all || request.until.is_some_and(|until| step < until);

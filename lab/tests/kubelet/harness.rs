@@ -153,6 +153,22 @@ impl Lab {
         netns::four_letter_word(&self.layout.ns(Machine::Client), addr, "srvr")
     }
 
+    /// `srvr` once the server serves (a `Mode:` line), waiting at most 30 s:
+    /// a Pod is Ready by its probe before ZooKeeper has loaded its data.
+    pub fn srvr_serving(&self, ip: &str, port: u16) -> Option<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let srvr = self.srvr(ip, port);
+            if srvr.as_deref().is_some_and(|s| s.contains("Mode: ")) {
+                return srvr;
+            }
+            if std::time::Instant::now() > deadline {
+                return srvr;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
     /// Pod namespaces of this lab that exist now.
     pub fn pod_namespaces(&self) -> Vec<String> {
         let prefix = format!("{}p", self.layout.ns_prefix());
