@@ -27,8 +27,11 @@ PLAN=$(sed -n 's/^plan: //p' <<<"$out")
 KUBECONFIG_PATH=$(sed -n 's/^kubeconfig: //p' <<<"$out")
 
 # zkmigrate runs where an operator would: on the lab's operator machine.
+# Its own lines ("-> action", "done: ...") tell the story; logs at warn
+# unless ZKMIGRATE_LOG says otherwise.
 zkmigrate() {
-  "$ZKLAB" run --name "$LAB" --on ops -- env KUBECONFIG="$KUBECONFIG_PATH" "$ZKMIGRATE" "$@"
+  "$ZKLAB" run --name "$LAB" --on ops -- env KUBECONFIG="$KUBECONFIG_PATH" \
+    ZKMIGRATE_LOG="${ZKMIGRATE_LOG:-warn}" "$ZKMIGRATE" "$@"
 }
 
 echo "== the workload: 100 writes/s and a session holding an ephemeral znode"

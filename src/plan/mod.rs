@@ -23,6 +23,8 @@ mod file;
 mod formats;
 mod hash;
 mod locate;
+#[cfg(test)]
+pub(crate) mod testing;
 mod types;
 mod validate;
 

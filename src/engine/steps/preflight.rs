@@ -449,23 +449,7 @@ mod tests {
     use super::*;
 
     fn lab_plan() -> ValidatedPlan {
-        let text = r#"
-apiVersion: zkmigrate/v1
-kind: MigrationPlan
-name: orders
-ensemble:
-  servers:
-    - { id: 1, host: h1, address: 10.0.0.11 }
-    - { id: 2, host: h2, address: 10.0.0.12 }
-    - { id: 3, host: h3, address: 10.0.0.13 }
-  access:
-    exec: { prefix: ["ip", "netns", "exec", "{host}"] }
-  service: { start: a, stop: b, restart: c, disable: d, enable: e }
-kubernetes:
-  namespace: zookeeper
-  target: { kind: PerServer, name: zk, image: "zookeeper:3.8", storage: { size: 1Gi } }
-"#;
-        crate::plan::parse(text, "test.yaml").expect("valid plan")
+        crate::plan::testing::three_servers("PerServer")
     }
 
     #[test]
