@@ -317,6 +317,23 @@ fn run(cli: Cli) -> Result<ExitCode, LabError> {
                     network
                 );
             }
+            // The cluster side, as kubectl on the operator machine sees it
+            // (skipped where kubectl is not installed).
+            if netns::run("sh", &["-c", "command -v kubectl"]).is_ok() {
+                println!();
+                let _ = Command::new("ip")
+                    .args(["netns", "exec", &layout.ns(Machine::Ops)])
+                    .args(["kubectl", "--kubeconfig", &state.kubeconfig])
+                    .args([
+                        "get",
+                        "statefulsets,pods,services,endpointslices",
+                        "-n",
+                        "zookeeper",
+                        "-o",
+                        "wide",
+                    ])
+                    .status();
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Run { name, on, command } => {
