@@ -90,10 +90,22 @@ fn text(out: &Output) -> String {
 
 #[test]
 fn a_three_server_lab_migrates_completely_under_load() {
-    let lab = Lab::up(
+    migrate_completely(
         &format!("mg{}", std::process::id() % 100_000),
         Target::StatefulSet,
     );
+}
+
+#[test]
+fn a_three_server_lab_migrates_completely_into_per_server_statefulsets() {
+    migrate_completely(
+        &format!("mp{}", std::process::id() % 100_000),
+        Target::PerServer,
+    );
+}
+
+fn migrate_completely(name: &str, target: Target) {
+    let lab = Lab::up(name, target);
     lab.zklab(&["load", "start"]);
     let plan = lab.state.plan.clone();
 

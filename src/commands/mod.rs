@@ -6,6 +6,7 @@
 mod check;
 mod manifests;
 mod plan;
+mod rollback;
 mod status;
 mod step;
 
@@ -69,7 +70,15 @@ pub async fn run(cli: Cli) -> Result<Exit, CommandError> {
         Command::Step(args) => {
             step::run(&args, cli.global.log_format == crate::cli::LogFormat::Json).await
         }
-        Command::Rollback { plan, .. } => not_built(&plan.file, "rollback", 5),
+        Command::Rollback { plan, to, yes } => {
+            rollback::run(
+                &plan.file,
+                to,
+                yes,
+                cli.global.log_format == crate::cli::LogFormat::Json,
+            )
+            .await
+        }
         Command::Runbook { plan, .. } => not_built(&plan.file, "runbook", 7),
         Command::Manifests { plan, step, server } => manifests::run(&plan.file, step, server),
     }

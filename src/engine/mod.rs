@@ -16,11 +16,13 @@
 //!   error, which decides the exit code.
 //! - [`steps`]: one module per step: check, apply, verify, undo.
 //! - [`run`]: the loop: journal intent, apply, verify, journal done.
+//! - [`rollback`]: undo begun steps newest first, through each step's `undo`.
 
 pub mod action;
 pub mod build;
 pub mod context;
 pub mod gate;
+pub mod rollback;
 pub mod run;
 pub mod steps;
 pub mod world;
