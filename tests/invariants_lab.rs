@@ -7,69 +7,18 @@
 //! refused with nothing changed; tests/resume_lab.rs — check-then-act on
 //! resume; tests/journal.rs — a changed plan is refused.)
 
-use std::process::{Command, Output};
+mod common;
 
-use zklab::layout::{Layout, Machine};
-use zklab::topology::{self, LabState, Target};
-
-struct Lab {
-    layout: Layout,
-    state: LabState,
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = topology::down(&self.layout);
-    }
-}
-
-fn zklab_bin() -> std::path::PathBuf {
-    let bin = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("../zklab");
-    assert!(bin.exists(), "build zklab first: cargo build -p zklab");
-    bin
-}
-
-impl Lab {
-    fn zkmigrate(&self, args: &[&str]) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.layout.ns(Machine::Ops)])
-            .arg("env")
-            .arg(format!("KUBECONFIG={}", self.state.kubeconfig))
-            .arg("ZKMIGRATE_LOG=warn")
-            .arg(env!("CARGO_BIN_EXE_zkmigrate"))
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn zklab(&self, args: &[&str]) -> Output {
-        Command::new(zklab_bin())
-            .args(args)
-            .args(["--name", &self.layout.name])
-            .output()
-            .unwrap()
-    }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use common::{Lab, text};
+use zklab::topology::Target;
 
 #[test]
 fn a_follower_partitioned_before_replace_halts_the_gate_with_exit_3_and_nothing_changes() {
-    let layout = Layout::new(&format!("iq{}", std::process::id() % 100_000)).unwrap();
-    let _ = topology::down(&layout);
-    let state = topology::up(&layout, 3, Target::StatefulSet).expect("zklab up");
-    let lab = Lab { layout, state };
-    let plan = lab.state.plan.clone();
+    let lab = Lab::up(
+        &format!("iq{}", std::process::id() % 100_000),
+        Target::StatefulSet,
+    );
+    let plan = lab.plan();
 
     let out = lab.zkmigrate(&["step", "-f", &plan, "--until", "clients", "--yes"]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
@@ -99,8 +48,7 @@ fn a_follower_partitioned_before_replace_halts_the_gate_with_exit_3_and_nothing_
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     let leader = status["leader"].as_u64().expect("a leader");
     let follower = [2u64, 3].into_iter().find(|&id| id != leader).unwrap();
-    let out = lab.zklab(&["fault", "partition", &format!("host{follower}")]);
-    assert!(out.status.success(), "{}", text(&out));
+    lab.zklab(&["fault", "partition", &format!("host{follower}")]);
 
     let out = lab.zkmigrate(&["step", "-f", &plan, "--all", "--yes"]);
     assert_eq!(out.status.code(), Some(3), "the gate halts: {}", text(&out));
@@ -116,41 +64,17 @@ fn a_follower_partitioned_before_replace_halts_the_gate_with_exit_3_and_nothing_
 
     // Nothing was fenced and no Pod was created.
     for k in 1..=3 {
-        let out = Command::new(zklab_bin())
-            .args([
-                "run",
-                "--name",
-                &lab.layout.name,
-                "--on",
-                &format!("host{k}"),
-                "--",
-            ])
-            .args(["test", "-f", "/var/lib/zookeeper/myid"])
-            .output()
-            .unwrap();
+        let out = lab.on_host(k, &["test", "-f", "/var/lib/zookeeper/myid"]);
         assert!(out.status.success(), "host{k} still holds its myid");
     }
-    let pods = Command::new("ip")
-        .args(["netns", "exec", &lab.layout.ns(Machine::Ops)])
-        .args([
-            "kubectl",
-            "--kubeconfig",
-            &lab.state.kubeconfig,
-            "get",
-            "pods",
-            "-n",
-            "zookeeper",
-            "-o",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    let pods: serde_json::Value = serde_json::from_slice(&pods.stdout).unwrap();
+    let pods = lab.kubectl_json(&["get", "pods", "-n", "zookeeper"]);
     assert_eq!(pods["items"].as_array().unwrap().len(), 0, "{pods}");
 
-    // Healed, the migration resumes and completes.
-    let out = lab.zklab(&["fault", "heal", &format!("host{follower}")]);
-    assert!(out.status.success(), "{}", text(&out));
+    // Healed, and with the lab's own timeouts again (the short ones were
+    // for the halt; a Pod's start and sync takes longer than 4 s without a
+    // visible step), the migration resumes and completes.
+    lab.zklab(&["fault", "heal", &format!("host{follower}")]);
+    std::fs::write(&plan, &text_plan).unwrap();
     let out = lab.zkmigrate(&["step", "-f", &plan, "--all", "--yes", "--resume"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }

@@ -4,89 +4,10 @@
 //! original myid, host services disabled, no hand-made slice left, nothing
 //! lost, at most two leader elections; `status` says every step is done.
 
-use std::process::{Command, Output};
+mod common;
 
-use zklab::layout::{Layout, Machine};
-use zklab::topology::{self, LabState, Target};
-
-struct Lab {
-    layout: Layout,
-    state: LabState,
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = topology::down(&self.layout);
-    }
-}
-
-impl Lab {
-    fn up(name: &str, target: Target) -> Lab {
-        let layout = Layout::new(name).unwrap();
-        let _ = topology::down(&layout);
-        let state = topology::up(&layout, 3, target).expect("zklab up");
-        Lab { layout, state }
-    }
-
-    /// zkmigrate on the operator machine, with the lab's kubeconfig.
-    fn zkmigrate(&self, args: &[&str]) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.layout.ns(Machine::Ops)])
-            .arg("env")
-            .arg(format!("KUBECONFIG={}", self.state.kubeconfig))
-            .arg(env!("CARGO_BIN_EXE_zkmigrate"))
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn zklab(&self, args: &[&str]) -> String {
-        let out = Command::new(zklab_bin())
-            .args(args)
-            .args(["--name", &self.layout.name])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "zklab {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn kubectl_json(&self, args: &[&str]) -> serde_json::Value {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.layout.ns(Machine::Ops)])
-            .args(["kubectl", "--kubeconfig", &self.state.kubeconfig])
-            .args(args)
-            .args(["-o", "json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-}
-
-/// The zklab binary beside this test binary (built by `cargo test --workspace`).
-fn zklab_bin() -> std::path::PathBuf {
-    let me = std::env::current_exe().unwrap();
-    let bin = me.parent().unwrap().join("../zklab");
-    assert!(bin.exists(), "build zklab first: cargo build -p zklab");
-    bin
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use common::{Lab, text};
+use zklab::topology::Target;
 
 #[test]
 fn a_three_server_lab_migrates_completely_under_load() {
@@ -107,16 +28,11 @@ fn a_three_server_lab_migrates_completely_into_per_server_statefulsets() {
 fn migrate_completely(name: &str, target: Target) {
     let lab = Lab::up(name, target);
     lab.zklab(&["load", "start"]);
-    let plan = lab.state.plan.clone();
+    let plan = lab.plan();
 
-    // The clients step stops for the operator (exit 4) ...
-    let out = lab.zkmigrate(&["step", "-f", &plan, "--until", "clients", "--yes"]);
-    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
-    // ... who moves the clients to the Service names, then confirms.
-    let services: Vec<String> = (1..=3)
-        .map(|id| format!("zk-{id}.zookeeper.svc.cluster.local:2181"))
-        .collect();
-    lab.zklab(&["load", "reconnect", "--connect", &services.join(",")]);
+    // The clients step stops for the operator (exit 4), who moves the
+    // clients to the Service names, then confirms.
+    lab.through_clients_moving_the_workload();
     let out = lab.zkmigrate(&[
         "step",
         "-f",
@@ -135,25 +51,29 @@ fn migrate_completely(name: &str, target: Target) {
     for step in status["steps"].as_array().unwrap() {
         assert_eq!(step["status"], "done", "{status}");
     }
+    for server in status["servers"].as_array().unwrap() {
+        assert_eq!(server["location"], "pod", "{status}");
+    }
 
-    // Every server is a Pod with its original myid, serving.
+    // Every server is a Pod, with its original myid.
     let pods = lab.kubectl_json(&["get", "pods", "-n", "zookeeper"]);
     let pods = pods["items"].as_array().unwrap();
     assert_eq!(pods.len(), 3, "{pods:?}");
-    // Host services disabled and stopped.
+    for server in status["servers"].as_array().unwrap() {
+        let id = server["id"].as_u64().unwrap();
+        let conf = zklab::netns::four_letter_word(
+            &lab.layout.ns(zklab::layout::Machine::Ops),
+            format!("{}:2181", pod_ip_of(pods, id, &lab))
+                .parse()
+                .unwrap(),
+            "conf",
+        )
+        .expect("conf from the Pod");
+        assert!(conf.contains(&format!("serverId={id}")), "{conf}");
+    }
+    // Host services disabled.
     for k in 1..=3 {
-        let out = Command::new(zklab_bin())
-            .args([
-                "run",
-                "--name",
-                &lab.layout.name,
-                "--on",
-                &format!("host{k}"),
-                "--",
-            ])
-            .args(["/usr/local/sbin/zookeeper-service", "is-enabled"])
-            .output()
-            .unwrap();
+        let out = lab.on_host(k, &["/usr/local/sbin/zookeeper-service", "is-enabled"]);
         assert_eq!(
             String::from_utf8_lossy(&out.stdout).trim(),
             "disabled",
@@ -175,4 +95,17 @@ fn migrate_completely(name: &str, target: Target) {
     let report: serde_json::Value = serde_json::from_str(&lab.zklab(&["load", "report"])).unwrap();
     assert_eq!(report["lost"], 0, "{report}");
     assert!(report["elections"].as_u64().unwrap() <= 2, "{report}");
+}
+
+/// The Pod IP of server `id`: its Service selects its Pod by name.
+fn pod_ip_of(pods: &[serde_json::Value], id: u64, lab: &Lab) -> String {
+    let svc = lab.kubectl_json(&["get", "service", &format!("zk-{id}"), "-n", "zookeeper"]);
+    let pod_name = svc["spec"]["selector"]["statefulset.kubernetes.io/pod-name"]
+        .as_str()
+        .unwrap_or_else(|| panic!("Service zk-{id} selects its Pod: {svc}"));
+    pods.iter()
+        .find(|p| p["metadata"]["name"] == pod_name)
+        .and_then(|p| p["status"]["podIP"].as_str())
+        .unwrap_or_else(|| panic!("Pod {pod_name} has an IP"))
+        .to_string()
 }

@@ -4,110 +4,24 @@
 //! right after the journal records an action's intent, i.e. while the action
 //! runs: the resumed loop must re-observe the world, not trust the journal.
 
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use zklab::layout::{Layout, Machine};
-use zklab::topology::{self, LabState, Target};
-
-struct Lab {
-    layout: Layout,
-    state: LabState,
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = topology::down(&self.layout);
-    }
-}
-
-fn zklab_bin() -> std::path::PathBuf {
-    let bin = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("../zklab");
-    assert!(bin.exists(), "build zklab first: cargo build -p zklab");
-    bin
-}
-
-impl Lab {
-    fn up(name: &str) -> Lab {
-        let layout = Layout::new(name).unwrap();
-        let _ = topology::down(&layout);
-        let state = topology::up(&layout, 3, Target::StatefulSet).expect("zklab up");
-        Lab { layout, state }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.layout.ns(Machine::Ops)])
-            .arg("env")
-            .arg(format!("KUBECONFIG={}", self.state.kubeconfig))
-            .arg("ZKMIGRATE_LOG=warn")
-            .arg(env!("CARGO_BIN_EXE_zkmigrate"))
-            .args(args);
-        c
-    }
-
-    fn zkmigrate(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
-    fn zklab(&self, args: &[&str]) -> String {
-        let out = Command::new(zklab_bin())
-            .args(args)
-            .args(["--name", &self.layout.name])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "zklab {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn journal(&self) -> serde_json::Value {
-        let path = self
-            .layout
-            .root
-            .join("state")
-            .join(format!("{}.json", self.layout.name));
-        std::fs::read_to_string(path)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default()
-    }
-
-    /// Whether the journal shows `action` in `status`.
-    fn action_is(&self, action: &str, status: &str) -> bool {
-        self.journal()["steps"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|s| s["actions"].as_array().into_iter().flatten())
-            .any(|a| a["id"] == action && a["status"] == status)
-    }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use common::{Lab, text};
+use zklab::topology::Target;
 
 /// Starts `step --all` and SIGKILLs it once `action` is journaled as
 /// intended (running). The child is `ip netns exec` exec'ing `env` exec'ing
 /// zkmigrate: one process, so its pid is zkmigrate's.
-fn kill_during(lab: &Lab, plan: &str, action: &str) {
-    let mut child: Child = lab
+fn kill_during(lab: &Lab, action: &str) {
+    let plan = lab.plan();
+    let mut child = lab
         .command(&[
             "step",
             "-f",
-            plan,
+            &plan,
             "--all",
             "--yes",
             "--resume",
@@ -119,7 +33,7 @@ fn kill_during(lab: &Lab, plan: &str, action: &str) {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(240);
-    while !lab.action_is(action, "intent") {
+    while !lab.actions_with("intent").iter().any(|a| a == action) {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("zkmigrate ended ({status}) before {action} started");
         }
@@ -131,17 +45,12 @@ fn kill_during(lab: &Lab, plan: &str, action: &str) {
 }
 
 fn migrate_with_a_kill_during(name: &str, action: &str) {
-    let lab = Lab::up(name);
-    let plan = lab.state.plan.clone();
+    let lab = Lab::up(name, Target::StatefulSet);
+    let plan = lab.plan();
     lab.zklab(&["load", "start"]);
-    let out = lab.zkmigrate(&["step", "-f", &plan, "--until", "clients", "--yes"]);
-    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
-    let services: Vec<String> = (1..=3)
-        .map(|id| format!("zk-{id}.zookeeper.svc.cluster.local:2181"))
-        .collect();
-    lab.zklab(&["load", "reconnect", "--connect", &services.join(",")]);
+    lab.through_clients_moving_the_workload();
 
-    kill_during(&lab, &plan, action);
+    kill_during(&lab, action);
 
     // Without --resume, the interrupted step is refused.
     let out = lab.zkmigrate(&["step", "-f", &plan, "--all", "--yes"]);

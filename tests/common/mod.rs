@@ -1,0 +1,150 @@
+//! What the lab tests of zkmigrate share: a lab of their own, torn down on
+//! drop (also when the test fails), and zkmigrate, zklab and kubectl run
+//! where an operator would run them (zkmigrate and kubectl on the lab's
+//! operator machine, with the lab's kubeconfig).
+#![allow(dead_code)] // each test binary uses a part of it
+
+use std::process::{Command, Output};
+
+use zklab::layout::{Layout, Machine};
+use zklab::topology::{self, LabState, Target};
+
+pub struct Lab {
+    pub layout: Layout,
+    pub state: LabState,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = topology::down(&self.layout);
+    }
+}
+
+/// The zklab binary beside the test binary (built by `cargo test --workspace`).
+pub fn zklab_bin() -> std::path::PathBuf {
+    let bin = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("../zklab");
+    assert!(bin.exists(), "build zklab first: cargo build -p zklab");
+    bin
+}
+
+/// Exit code and stderr, for assertion messages.
+pub fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+impl Lab {
+    /// A 3-host lab named `name` (any leftover of that name is removed first).
+    pub fn up(name: &str, target: Target) -> Lab {
+        let layout = Layout::new(name).unwrap();
+        let _ = topology::down(&layout);
+        let state = topology::up(&layout, 3, target).expect("zklab up");
+        Lab { layout, state }
+    }
+
+    /// The lab's plan file.
+    pub fn plan(&self) -> String {
+        self.state.plan.clone()
+    }
+
+    /// `zkmigrate ARGS` on the operator machine, logs at warn.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.layout.ns(Machine::Ops)])
+            .arg("env")
+            .arg(format!("KUBECONFIG={}", self.state.kubeconfig))
+            .arg("ZKMIGRATE_LOG=warn")
+            .arg(env!("CARGO_BIN_EXE_zkmigrate"))
+            .args(args);
+        c
+    }
+
+    pub fn zkmigrate(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// `zklab ARGS --name LAB`, asserting success; its stdout.
+    pub fn zklab(&self, args: &[&str]) -> String {
+        let out = Command::new(zklab_bin())
+            .args(args)
+            .args(["--name", &self.layout.name])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "zklab {args:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A command on host `k` (`zklab run --on hostK -- ARGS`).
+    pub fn on_host(&self, k: u8, args: &[&str]) -> Output {
+        Command::new(zklab_bin())
+            .args([
+                "run",
+                "--name",
+                &self.layout.name,
+                "--on",
+                &format!("host{k}"),
+                "--",
+            ])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// `kubectl ARGS -o json` on the operator machine.
+    pub fn kubectl_json(&self, args: &[&str]) -> serde_json::Value {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.layout.ns(Machine::Ops)])
+            .args(["kubectl", "--kubeconfig", &self.state.kubeconfig])
+            .args(args)
+            .args(["-o", "json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "kubectl {args:?}: {}", text(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// The journal as it is on disk now (null when absent or mid-write).
+    pub fn journal(&self) -> serde_json::Value {
+        let path = self
+            .layout
+            .root
+            .join("state")
+            .join(format!("{}.json", self.layout.name));
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    }
+
+    /// Journaled actions with `status`, in journal order.
+    pub fn actions_with(&self, status: &str) -> Vec<String> {
+        self.journal()["steps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|s| s["actions"].as_array().into_iter().flatten())
+            .filter(|a| a["status"] == status)
+            .filter_map(|a| a["id"].as_str().map(String::from))
+            .collect()
+    }
+
+    /// Runs the steps up to `clients` (exit 4), then moves the workload's
+    /// clients to the Service names, as the operator does at that step.
+    pub fn through_clients_moving_the_workload(&self) {
+        let plan = self.plan();
+        let out = self.zkmigrate(&["step", "-f", &plan, "--until", "clients", "--yes"]);
+        assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+        let services: Vec<String> = (1..=3)
+            .map(|id| format!("zk-{id}.zookeeper.svc.cluster.local:2181"))
+            .collect();
+        self.zklab(&["load", "reconnect", "--connect", &services.join(",")]);
+    }
+}
