@@ -18,6 +18,7 @@ fn rollback_after_one_server_was_replaced_returns_it_to_its_host_healthy() {
         Target::StatefulSet,
     );
     let plan = lab.plan();
+    lab.zklab(&["load", "start"]);
     lab.through_clients_moving_the_workload();
 
     // Run on into replace and stop it once the first server is replaced.
@@ -87,4 +88,8 @@ fn rollback_after_one_server_was_replaced_returns_it_to_its_host_healthy() {
     for s in status["servers"].as_array().unwrap() {
         assert_eq!(s["location"], "host", "{status}");
     }
+    // And the clients on the Service names lost nothing through it all.
+    lab.zklab(&["load", "stop"]);
+    let report: serde_json::Value = serde_json::from_str(&lab.zklab(&["load", "report"])).unwrap();
+    assert_eq!(report["lost"], 0, "{report}");
 }
