@@ -211,6 +211,11 @@ pub async fn pinned_ordinals(
 /// Where to ask each server now: its Pod's IP once its Pod runs (and is not
 /// terminating), else the host address; the client port is the plan's in
 /// both places.
+///
+/// Known limit: this assumes the machine zkmigrate runs on routes Pod IPs
+/// (true in the lab, and when zkmigrate runs in the cluster). From an
+/// operator machine that does not, the Service's ClusterIP (with kube-proxy
+/// there) would be the fallback; not built yet.
 pub async fn targets_for(
     plan: &ValidatedPlan,
     cluster: &Cluster,
