@@ -183,6 +183,16 @@ impl Layout {
         self.root.join("load")
     }
 
+    /// Faults the lab's processes read while they run (`zklab fault api`).
+    pub fn faults_dir(&self) -> PathBuf {
+        self.root.join("faults")
+    }
+
+    /// The API server's injected fault (JSON; absent: none).
+    pub fn api_fault_file(&self) -> PathBuf {
+        self.faults_dir().join("api.json")
+    }
+
     /// `/etc/netns/<ns>`: files `ip netns exec` mounts over `/etc`.
     pub fn etc_netns(&self, machine: Machine) -> PathBuf {
         PathBuf::from("/etc/netns").join(self.ns(machine))

@@ -9,13 +9,17 @@
 //! - [`ssh`]: the lab's keys and one `sshd` per host.
 //! - [`topology`]: `zklab up` / `zklab down`.
 //! - [`planfile`]: the zkmigrate plan a lab writes for itself.
-//! - [`fault`]: partitions and kills.
+//! - [`fault`]: `zklab fault`: partitions of machines and Pods, kills,
+//!   broken starts, API server failures, a leader of our choice.
+//! - [`demo`]: `zklab demo`: up, load, the whole migration with zkmigrate,
+//!   the report, down.
 //! - [`workload`]: `zklab load`, the workload run in the client machine.
 //! - [`load`]: the workload (a steady writer plus a session holding an
 //!   ephemeral znode) and its scorer, the report of DESIGN section 8.
 //! - [`testkit`]: real ZooKeeper 3.8 ensembles on loopback addresses, for
 //!   tests: started with Debian's package, stopped on drop.
 
+pub mod demo;
 pub mod fault;
 pub mod host;
 pub mod k8s;

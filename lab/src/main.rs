@@ -38,6 +38,29 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "StatefulSet")]
         target: Target,
     },
+    /// The demo: build a lab, start the workload, migrate it into
+    /// Kubernetes with zkmigrate (moving the workload's clients at the
+    /// clients step), print the workload's report JSON and a summary, tear
+    /// the lab down. Exit 0 when no acknowledged write was lost.
+    Demo {
+        #[command(flatten)]
+        name: NameArg,
+        /// Number of ZooKeeper hosts.
+        #[arg(long, default_value_t = 3)]
+        servers: u8,
+        /// The Kubernetes target the plan asks for.
+        #[arg(long, value_enum, default_value = "StatefulSet")]
+        target: Target,
+        /// Make this server the leader before the workload starts.
+        #[arg(long, value_name = "N")]
+        leader: Option<u8>,
+        /// The zkmigrate executable (default: beside zklab, or $ZKMIGRATE_BIN).
+        #[arg(long, value_name = "PATH")]
+        zkmigrate: Option<std::path::PathBuf>,
+        /// Leave the lab up at the end.
+        #[arg(long)]
+        keep: bool,
+    },
     /// Stop every process and remove every namespace and file of a lab.
     /// Safe to repeat, and after a crash.
     Down {
@@ -128,12 +151,100 @@ enum LoadCmd {
 
 #[derive(Debug, Subcommand)]
 enum FaultCmd {
-    /// Drop every packet in and out of a machine (iptables in its namespace).
-    Partition { machine: String },
-    /// Undo a partition.
-    Heal { machine: String },
-    /// SIGKILL a host's ZooKeeper.
-    Kill { machine: String },
+    /// Drop every packet in and out of a machine or a Pod: iptables rules in
+    /// a chain of zklab's own (ZKLAB-FAULT) inside its network namespace.
+    /// Loopback keeps working.
+    #[command(
+        after_help = "Examples:\n  zklab fault partition host2\n  zklab fault partition pod/zk-1 --namespace zookeeper"
+    )]
+    Partition {
+        /// hostK, ops, client, cp, or pod/NAME (a Pod the lab's kubelet runs).
+        target: String,
+        /// The Kubernetes namespace of a pod/NAME target.
+        #[arg(long, default_value = "zookeeper")]
+        namespace: String,
+    },
+    /// Undo a partition: flush zklab's chain in the machine's or Pod's
+    /// network namespace. Healing what is not partitioned is harmless.
+    Heal {
+        /// hostK, ops, client, cp, or pod/NAME.
+        target: String,
+        /// The Kubernetes namespace of a pod/NAME target.
+        #[arg(long, default_value = "zookeeper")]
+        namespace: String,
+    },
+    /// SIGKILL a host's ZooKeeper (the service stays enabled).
+    Kill {
+        /// hostK.
+        machine: String,
+    },
+    /// Make the lab's API server fail or slow for a while.
+    ///
+    /// Matching resource requests are answered with --status (a Status
+    /// object worded as the real API server's: 500 InternalError, 503
+    /// ServiceUnavailable, 429 TooManyRequests with `Retry-After: 1`, 409
+    /// Conflict "the object has been modified"), or delayed by --slow, or
+    /// both, for --for seconds. Discovery (/api, /apis, /version, /openapi),
+    /// health and /metrics are never affected. A new fault replaces the
+    /// previous one; --clear ends it at once. The fault is the file
+    /// <lab>/faults/api.json, which the API server reads per request.
+    #[command(
+        group(clap::ArgGroup::new("what").required(true).multiple(true).args(["status", "slow", "clear"])),
+        after_help = "Examples:\n  zklab fault api --status 500 --for 10\n  zklab fault api --status 409 --for 30 --every 3 --verbs patch,update\n  zklab fault api --slow 300 --for 20\n  zklab fault api --clear"
+    )]
+    Api {
+        /// Answer matching requests with this HTTP status: 500, 503, 429 or 409.
+        #[arg(long, value_name = "CODE")]
+        status: Option<u16>,
+        /// Delay every matching request by this many milliseconds.
+        #[arg(long, value_name = "MS")]
+        slow: Option<u64>,
+        /// How long the fault lasts, in seconds.
+        #[arg(
+            long = "for",
+            value_name = "SECONDS",
+            required_unless_present = "clear"
+        )]
+        for_secs: Option<u64>,
+        /// Fail only every Nth matching request (with --status).
+        #[arg(long, value_name = "N", default_value_t = 1, requires = "status")]
+        every: u32,
+        /// Only requests with these verbs (comma-separated): get, list, watch,
+        /// create, update, patch, delete, deletecollection. Default: all.
+        #[arg(long, value_name = "VERBS", value_delimiter = ',')]
+        verbs: Vec<String>,
+        /// End any API fault now.
+        #[arg(long, conflicts_with_all = ["status", "slow", "for_secs", "verbs"])]
+        clear: bool,
+    },
+    /// Make a host's ZooKeeper fail to start: its service script's `start`
+    /// (and the start half of `restart`) prints an error, starts nothing and
+    /// exits 1, and `status` says stopped, until fix-start. A running
+    /// ZooKeeper keeps running.
+    BreakStart {
+        /// hostK.
+        host: String,
+    },
+    /// Undo break-start (starts nothing itself).
+    FixStart {
+        /// hostK.
+        host: String,
+    },
+    /// Make server N the leader of the hosts' ensemble (3, 5, ... hosts).
+    ///
+    /// ZooKeeper has no leader transfer: zklab stops the servers outside a
+    /// bare quorum around N, writes once through that quorum, stops the
+    /// rest of it and starts the others, so that N holds the highest zxid
+    /// and wins; then it restarts everyone and waits until N leads with
+    /// every follower synced. Prints the leader.
+    Elect {
+        /// The server (host number) to make the leader.
+        #[arg(long, value_name = "N")]
+        server: u8,
+        /// Bound of each wait, in seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        timeout: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -255,6 +366,38 @@ fn run(cli: Cli) -> Result<ExitCode, LabError> {
             println!("kubeconfig: {}", state.kubeconfig);
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Demo {
+            name,
+            servers,
+            target,
+            leader,
+            zkmigrate,
+            keep,
+        } => {
+            let layout = Layout::new(&name.name)?;
+            let opts = zklab::demo::DemoOptions {
+                servers,
+                target,
+                leader,
+                zkmigrate: match zkmigrate {
+                    Some(path) => path,
+                    None => zklab::demo::find_zkmigrate()?,
+                },
+                keep,
+            };
+            let outcome = zklab::demo::run(&layout, &opts)?;
+            eprintln!("== report");
+            println!("{}", outcome.report);
+            eprintln!(
+                "\n{}",
+                zklab::demo::summary(&outcome.report, outcome.elapsed)
+            );
+            Ok(if zklab::demo::succeeded(&outcome.report) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Cmd::Down { name } => {
             let layout = Layout::new(&name.name)?;
             topology::down(&layout)?;
@@ -372,12 +515,68 @@ fn run(cli: Cli) -> Result<ExitCode, LabError> {
         Cmd::Load { name, load } => run_load(&Layout::new(&name.name)?, load),
         Cmd::Fault { name, fault } => {
             let layout = Layout::new(&name.name)?;
-            topology::load_state(&layout)?;
+            let state = topology::load_state(&layout)?;
+            let host = |s: &str| -> Result<u8, LabError> {
+                let k = host_index(machine(s)?)?;
+                fault::check_host(&layout, state.servers, k)?;
+                Ok(k)
+            };
             match fault {
-                FaultCmd::Partition { machine: m } => fault::partition(&layout, machine(&m)?)?,
-                FaultCmd::Heal { machine: m } => fault::heal(&layout, machine(&m)?)?,
-                FaultCmd::Kill { machine: m } => {
-                    fault::kill_zookeeper(&layout, host_index(machine(&m)?)?)?
+                FaultCmd::Partition { target, namespace } => {
+                    let ns = fault::Target::parse(&target, &namespace)?.netns(&layout)?;
+                    fault::partition_ns(&ns)?;
+                    eprintln!("{target} is partitioned (namespace {ns})");
+                }
+                FaultCmd::Heal { target, namespace } => {
+                    let ns = fault::Target::parse(&target, &namespace)?.netns(&layout)?;
+                    fault::heal_ns(&ns)?;
+                    eprintln!("{target} is healed (namespace {ns})");
+                }
+                FaultCmd::Kill { machine: m } => fault::kill_zookeeper(&layout, host(&m)?)?,
+                FaultCmd::Api {
+                    status,
+                    slow,
+                    for_secs,
+                    every,
+                    verbs,
+                    clear,
+                } => {
+                    if clear {
+                        fault::api::clear(&layout)?;
+                        eprintln!("the API server serves normally");
+                    } else {
+                        let duration = std::time::Duration::from_secs(for_secs.unwrap_or(0));
+                        let request = fault::api::ApiFaultRequest {
+                            status,
+                            slow: slow.map(std::time::Duration::from_millis),
+                            duration,
+                            every,
+                            verbs,
+                        };
+                        let written = fault::api::inject(&layout, &request)?;
+                        eprintln!("{}", fault::api::describe(&written, duration));
+                    }
+                }
+                FaultCmd::BreakStart { host: h } => {
+                    let k = host(&h)?;
+                    fault::break_start(&layout, k)?;
+                    eprintln!(
+                        "host{k}'s ZooKeeper will fail to start until `zklab fault fix-start host{k}`"
+                    );
+                }
+                FaultCmd::FixStart { host: h } => {
+                    let k = host(&h)?;
+                    fault::fix_start(&layout, k)?;
+                    eprintln!("host{k}'s ZooKeeper starts normally again (nothing was started)");
+                }
+                FaultCmd::Elect { server, timeout } => {
+                    let leader = fault::elect::elect(
+                        &layout,
+                        state.servers,
+                        server,
+                        std::time::Duration::from_secs(timeout),
+                    )?;
+                    println!("leader: server {leader} (host{leader})");
                 }
             }
             Ok(ExitCode::SUCCESS)

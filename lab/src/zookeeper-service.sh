@@ -7,11 +7,15 @@
 #   masked unit does: fencing in zkmigrate relies on that.
 # - stop waits until the JVM is gone (SIGTERM, then SIGKILL after 10 s).
 # - status follows LSB: 0 running, 3 stopped.
+# - While /etc/zookeeper/zklab-start-broken exists (`zklab fault
+#   break-start`), start fails as a unit that does not come up: an error,
+#   nothing started, exit 1 (`zklab fault fix-start` removes it).
 set -u
 
 CONF=/etc/zookeeper/conf/zoo.cfg
 PIDFILE=/var/lib/zookeeper/zookeeper_server.pid
 DISABLED=/etc/zookeeper/disabled
+START_BROKEN=/etc/zookeeper/zklab-start-broken
 LOG=/var/log/zookeeper/zookeeper.log
 CLASSPATH=/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar:/usr/share/java/servlet-api.jar
 
@@ -32,6 +36,11 @@ start() {
   if pid=$(pid_of); then
     echo "zookeeper is already running (pid $pid)"
     return 0
+  fi
+  if [ -e "$START_BROKEN" ]; then
+    echo "$(date -Is) zookeeper failed to start (zklab fault break-start)" >> "$LOG"
+    echo "zookeeper failed to start on $(hostname -s 2>/dev/null || echo this host): the server did not come up (lab fault: $START_BROKEN; undo with zklab fault fix-start)" >&2
+    exit 1
   fi
   echo "$(date -Is) starting zookeeper" >> "$LOG"
   setsid java -Xms32m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
@@ -71,7 +80,9 @@ case "${1:-}" in
   restart) stop; start ;;
   status)
     if pid=$(pid_of); then echo "zookeeper is running (pid $pid)"; exit 0; fi
-    if [ -e "$DISABLED" ]; then echo "zookeeper is stopped (disabled)"; else echo "zookeeper is stopped"; fi
+    if [ -e "$DISABLED" ]; then echo "zookeeper is stopped (disabled)"
+    elif [ -e "$START_BROKEN" ]; then echo "zookeeper is stopped (failed to start)"
+    else echo "zookeeper is stopped"; fi
     exit 3 ;;
   enable) rm -f "$DISABLED"; echo "zookeeper enabled" ;;
   disable) touch "$DISABLED"; echo "zookeeper disabled" ;;

@@ -6,7 +6,8 @@
 //! What it writes under the lab directory: `pki/` (the lab CA and the API
 //! server's certificate), `kubeconfig` (admin token), `tokens/` (extra
 //! tokens with rules, read at start, for RBAC tests), and `controlplane.ready`
-//! once every part has started, which `up` waits for. The store lives in
+//! once every part has started, which `up` waits for. What it reads while
+//! it runs: `faults/api.json`, the API server's injected fault. The store lives in
 //! memory: a restarted control plane starts empty (the kubelet then kills
 //! the Pods it finds left over).
 
@@ -94,6 +95,7 @@ pub async fn run(layout: Layout, servers: u8) -> Result<(), LabError> {
         ..KubeletConfig::for_lab(&layout)
     };
     let mut api_cfg = ApiServerConfig::new(SocketAddr::from((cp, API_PORT)), pki.clone(), tokens);
+    api_cfg.fault_file = Some(layout.api_fault_file());
     let locator = kubelet_cfg.log_locator();
     api_cfg.log_locator = Some(Arc::new(
         move |pod: &serde_json::Value, container: Option<&str>, previous: bool| {

@@ -56,6 +56,16 @@ pub fn text(code: u16, body: impl Into<Bytes>) -> Response<Body> {
     r
 }
 
+/// The Prometheus text exposition format (version 0.0.4).
+pub fn prometheus_text(body: String) -> Response<Body> {
+    let mut r = Response::new(full(body));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
+}
+
 /// The error as a `Status` with its code.
 pub fn status(e: &ApiError) -> Response<Body> {
     json(e.code, &e.to_status())

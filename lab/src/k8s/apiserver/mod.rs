@@ -19,6 +19,8 @@
 //! - [`auth`]: tokens, RBAC-like rules, 401/403, SelfSubjectAccessReview.
 //! - [`routes`]: request attributes and dispatch.
 //! - [`discovery`]: `/version`, `/api`, `/apis`, resource lists, OpenAPI.
+//! - [`metrics`]: `/metrics`, the request counter.
+//! - [`faults`]: failures and slowness injected by `zklab fault api`.
 //! - [`handlers`]: get, list, create, update, delete, deletecollection.
 //! - [`patching`]: PATCH (JSON, merge, strategic merge, apply).
 //! - [`subresources`]: `scale` and `log`.
@@ -34,9 +36,11 @@
 
 pub mod auth;
 pub mod discovery;
+pub mod faults;
 pub mod handlers;
 pub mod http;
 pub mod kubeconfig;
+pub mod metrics;
 pub mod patching;
 pub mod protobuf;
 pub mod routes;
@@ -87,6 +91,9 @@ pub struct ApiServerConfig {
     pub bookmark_interval: Duration,
     /// The `gitVersion` `/version` reports.
     pub git_version: String,
+    /// The fault file `zklab fault api` writes (`Layout::api_fault_file`);
+    /// none: nothing is ever injected.
+    pub fault_file: Option<PathBuf>,
 }
 
 impl ApiServerConfig {
@@ -99,6 +106,7 @@ impl ApiServerConfig {
             log_locator: None,
             bookmark_interval: Duration::from_secs(5),
             git_version: "v1.33.0".into(),
+            fault_file: None,
         }
     }
 }
@@ -114,10 +122,13 @@ pub enum ApiServerError {
     Tls(#[from] PkiError),
 }
 
-/// Shared by every request (the store, the config, the stop signal).
+/// Shared by every request (the store, the config, the stop signal, the
+/// request counter, the injected fault).
 pub struct Shared {
     pub store: Store,
     pub config: ApiServerConfig,
+    pub metrics: metrics::RequestCounter,
+    pub faults: faults::FaultSource,
     /// Closed when the server shuts down (ends watches and log follows).
     pub stopping: signal::Receiver<bool>,
 }
@@ -149,7 +160,9 @@ impl ApiServer {
         let (stop, stopping) = signal::channel(false);
         let shared = Arc::new(Shared {
             store,
+            faults: faults::FaultSource::new(config.fault_file.clone()),
             config,
+            metrics: metrics::RequestCounter::default(),
             stopping: stopping.clone(),
         });
         tracing::info!(%addr, "API server listening");

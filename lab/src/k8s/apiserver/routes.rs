@@ -7,6 +7,11 @@
 //! deprecated `/watch/` prefix, `namespaces/{ns}/...`, name and
 //! subresource, and the verb from the method (`list`/`watch` without a
 //! name, `deletecollection` for a DELETE without one).
+//!
+//! Every request is counted for `/metrics` ([`super::metrics`]) when its
+//! response head is ready; a fault injected by `zklab fault api`
+//! ([`super::faults`]) applies to resource requests only, once they are
+//! authenticated and parsed, before authorization and the handlers.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,7 +22,7 @@ use hyper::{Method, Request, Response};
 
 use super::auth::{self, Attributes, User};
 use super::http::{self, Body, Query};
-use super::{Shared, discovery, handlers, patching, subresources, watch};
+use super::{Shared, discovery, faults, handlers, metrics, patching, subresources, watch};
 use crate::k8s::error::ApiError;
 use crate::k8s::resources::{self, Resource};
 
@@ -66,9 +71,16 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bod
     let start = Instant::now();
     let method = req.method().clone();
     let uri = req.uri().clone();
-    let response = route(shared, req)
+    let labels = metrics::labels(
+        &method,
+        uri.path(),
+        uri.query(),
+        &http::media_type(req.headers().get(CONTENT_TYPE)),
+    );
+    let response = route(shared.clone(), req)
         .await
         .unwrap_or_else(|e| http::status(&e));
+    shared.metrics.count(labels, response.status().as_u16());
     tracing::debug!(
         method = %method,
         uri = %uri,
@@ -110,6 +122,24 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<B
         .collect();
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
 
+    // The request counter, for cluster admins only (the real one needs a
+    // grant on the non-resource URL, which token rules cannot give).
+    if segs == ["metrics"] {
+        if !matches!(user.access, auth::Access::All) {
+            return Err(auth::forbidden_path(
+                &user,
+                &method.as_str().to_lowercase(),
+                &path,
+            ));
+        }
+        if method != Method::GET {
+            return Err(ApiError::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({method} {path})"
+            )));
+        }
+        return Ok(http::prometheus_text(shared.metrics.render()));
+    }
+
     // Non-resource paths: discovery and OpenAPI.
     let non_resource = match segs.as_slice() {
         ["api"] => Some(Some(discovery::core_versions(
@@ -149,6 +179,14 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<B
     };
     let info =
         request_info(&method, group, version, rest, &query).ok_or_else(|| not_found(&path))?;
+
+    let injected = shared.faults.decide(&info.attrs.verb);
+    if let Some(delay) = injected.delay {
+        tokio::time::sleep(delay).await;
+    }
+    if let Some(code) = injected.fail {
+        return Ok(injected_failure(code, &info, req).await);
+    }
 
     let media = http::media_type(req.headers().get(CONTENT_TYPE));
     let manager = query
@@ -241,6 +279,38 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<B
             resource.plural
         ))),
     }
+}
+
+/// The answer of an injected failure. A conflict names the object as the
+/// real one does: from the path, or for a create from the body.
+async fn injected_failure(code: u16, info: &RequestInfo, req: Request<Incoming>) -> Response<Body> {
+    let mut name = info.attrs.name.clone();
+    if name.is_empty() && code == 409 && info.attrs.verb == "create" {
+        let media = http::media_type(req.headers().get(CONTENT_TYPE));
+        if let (Ok(body), Ok(encoding)) = (
+            http::read_body(req.into_body()).await,
+            http::object_encoding(&media),
+        ) && let Ok(object) = http::parse_object(&body, encoding)
+        {
+            name = object["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+        }
+    }
+    tracing::debug!(
+        code,
+        verb = %info.attrs.verb,
+        resource = %info.attrs.resource,
+        name = %name,
+        "injected API failure"
+    );
+    let target = faults::Target {
+        resource: &info.attrs.resource,
+        group: &info.attrs.group,
+        name: &name,
+    };
+    faults::injected_response(code, &target)
 }
 
 /// The generic 404 of an unknown path.

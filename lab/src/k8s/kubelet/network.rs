@@ -9,10 +9,16 @@
 //! and host-local IPAM) and tears it down after the last one is gone.
 //! Allocation is pure ([`Allocator`]); the `ip` calls are blocking and run
 //! on the blocking pool. Nothing touches the root network namespace.
+//!
+//! The namespace's name carries a number, not the Pod's name (a name can
+//! be 253 characters, a namespace's should stay short), so the kubelet
+//! records it in the Pod's directory ([`record`]): that is how a process
+//! outside the control plane (`zklab fault partition pod/NAME`) finds a
+//! Pod's network ([`recorded`]).
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::LabError;
 use crate::layout::Layout;
@@ -105,6 +111,58 @@ pub struct PodNetwork {
     pub ns: String,
     pub ip: Ipv4Addr,
     pub port: String,
+}
+
+/// The file in a Pod's directory (`<pods_dir>/<namespace>_<pod>_<uid>`)
+/// naming its network: `<netns> <ip>\n`.
+pub const RECORD_FILE: &str = "network";
+
+/// Records `net` in the Pod's directory `pod_dir` (created if needed).
+pub fn record(pod_dir: &Path, net: &PodNetwork) -> Result<(), LabError> {
+    std::fs::create_dir_all(pod_dir).map_err(|source| LabError::Io {
+        what: format!("create {}", pod_dir.display()),
+        source,
+    })?;
+    crate::host::write(
+        &pod_dir.join(RECORD_FILE),
+        &format!("{} {}\n", net.ns, net.ip),
+    )
+}
+
+/// A Pod's network as the kubelet recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub uid: String,
+    pub ns: String,
+    pub ip: Ipv4Addr,
+}
+
+/// The networks recorded for Pod `namespace/pod` under `pods_dir`: none
+/// when the kubelet runs no such Pod (or has not set its network up yet),
+/// two while a deleted Pod of the same name terminates beside its
+/// replacement.
+pub fn recorded(pods_dir: &Path, namespace: &str, pod: &str) -> Vec<Recorded> {
+    // Namespace and Pod names hold no '_', so the prefix is exact.
+    let prefix = format!("{namespace}_{pod}_");
+    let Ok(entries) = std::fs::read_dir(pods_dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<Recorded> = entries
+        .flatten()
+        .filter_map(|e| {
+            let dir = e.file_name().to_string_lossy().into_owned();
+            let uid = dir.strip_prefix(&prefix)?.to_string();
+            let text = std::fs::read_to_string(e.path().join(RECORD_FILE)).ok()?;
+            let (ns, ip) = text.trim().split_once(' ')?;
+            Some(Recorded {
+                uid,
+                ns: ns.to_string(),
+                ip: ip.parse().ok()?,
+            })
+        })
+        .collect();
+    found.sort_by(|a, b| a.uid.cmp(&b.uid));
+    found
 }
 
 /// `/etc/hosts` of a Pod, as the kubelet writes it
@@ -266,6 +324,31 @@ mod tests {
         assert!(h.starts_with("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n"));
         assert!(h.ends_with("10.244.0.7\tzk-0.zk-hs.zk.svc.cluster.local\tzk-0\n"));
         assert!(hosts_file(ip, &names(None)).ends_with("10.244.0.7\tzk-0\n"));
+    }
+
+    #[test]
+    fn a_recorded_network_is_found_by_namespace_and_name_exactly() {
+        let tmp = tempfile::tempdir().unwrap();
+        let net = |n: u32| PodNetwork {
+            n,
+            ns: format!("zklab-t-p{n}"),
+            ip: Ipv4Addr::new(10, 244, 0, n as u8 + 1),
+            port: format!("v-p{n}"),
+        };
+        record(&tmp.path().join("zk_zk-1_u1"), &net(1)).unwrap();
+        record(&tmp.path().join("zk_zk-10_u2"), &net(2)).unwrap();
+        std::fs::create_dir_all(tmp.path().join("zk_zk-1_u3")).unwrap();
+        assert_eq!(
+            recorded(tmp.path(), "zk", "zk-1"),
+            vec![Recorded {
+                uid: "u1".into(),
+                ns: "zklab-t-p1".into(),
+                ip: Ipv4Addr::new(10, 244, 0, 2)
+            }],
+            "zk-10 is another Pod; u3 has no network yet"
+        );
+        assert!(recorded(tmp.path(), "other", "zk-1").is_empty());
+        assert!(recorded(&tmp.path().join("missing"), "zk", "zk-1").is_empty());
     }
 
     #[test]

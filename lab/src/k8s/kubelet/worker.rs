@@ -243,6 +243,9 @@ impl PodWorker {
         match result {
             Ok(()) => {
                 tracing::info!(pod = %self.name, ns = %net.ns, ip = %net.ip, "Pod network up");
+                if let Err(e) = network::record(&self.pod_dir, &net) {
+                    tracing::warn!(pod = %self.name, error = %e, "failed to record the Pod's network");
+                }
                 self.net = Some(net);
                 Ok(())
             }
