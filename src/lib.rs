@@ -27,6 +27,8 @@
 //!   atomically; the engine records intent before every action.
 //! - [`engine`]: the migration engine: actions as data, the pure plan
 //!   builder, the quorum-first gate, the step loop.
+//! - [`failpoint`]: crash and pause points at the journaled boundaries,
+//!   compiled in only with the `failpoints` feature (the crash matrix).
 //! - [`manifests`]: the Kubernetes objects of the migration (per-server
 //!   Services and host EndpointSlices, the Pods' zoo.cfg and ordinals
 //!   ConfigMaps, StatefulSets, PodDisruptionBudget), built purely from the
@@ -40,6 +42,7 @@ pub mod cli;
 pub mod commands;
 pub mod engine;
 pub mod exit;
+pub mod failpoint;
 pub mod hosts;
 pub mod journal;
 pub mod k8s;

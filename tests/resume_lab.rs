@@ -74,21 +74,8 @@ fn migrate_with_a_kill_during(name: &str, action: &str) {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
     // The same end state as an uninterrupted run.
-    let status = lab.zkmigrate(&["status", "-f", &plan, "-o", "json"]);
-    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
-    for step in status["steps"].as_array().unwrap() {
-        assert_eq!(step["status"], "done", "{status}");
-    }
-    for server in status["servers"].as_array().unwrap() {
-        assert_eq!(server["location"], "pod", "{status}");
-        assert!(
-            server["mode"] == "leader" || server["mode"] == "follower",
-            "{status}"
-        );
-    }
-    assert_eq!(status["allVotersSynced"], true, "{status}");
-    lab.zklab(&["load", "stop"]);
-    let report: serde_json::Value = serde_json::from_str(&lab.zklab(&["load", "report"])).unwrap();
+    lab.assert_migrated();
+    let report = lab.final_report();
     assert_eq!(report["lost"], 0, "{report}");
 }
 

@@ -24,6 +24,7 @@ use super::context::{Ctx, Observed, StepError};
 use super::steps;
 use super::world::World;
 use crate::exit::Exit;
+use crate::failpoint;
 use crate::journal::{ActionStatus, LockedJournal, StepStatus};
 use crate::plan::{ServerId, TargetKind};
 use crate::steps::StepName;
@@ -122,6 +123,7 @@ async fn run_step(ctx: &Ctx, journal: &mut LockedJournal, step: StepName) -> Res
         journal
             .set_step_status(step, StepStatus::Running)
             .map_err(journal_err)?;
+        failpoint::boundary(|| format!("step/{step}@running")).await;
         let actions = planned_actions(ctx, step).await?;
         let (global, per_server): (Vec<Action>, Vec<Action>) = actions.into_iter().partition(|a| {
             a.server().is_none() || step == StepName::Preflight || step == StepName::Services
@@ -151,6 +153,7 @@ async fn run_step(ctx: &Ctx, journal: &mut LockedJournal, step: StepName) -> Res
                 journal
                     .set_step_status(step, StepStatus::Done)
                     .map_err(journal_err)?;
+                failpoint::boundary(|| format!("step/{step}@done")).await;
                 eprintln!("== step {step} done");
                 Ok(())
             }
@@ -208,9 +211,11 @@ async fn run_action(
             Observed::Done(seen) => {
                 if journal.journal().action(&id).map(|a| a.status) != Some(ActionStatus::Done) {
                     journal.record_intent(&id).map_err(journal_err)?;
+                    failpoint::boundary(|| format!("{id}@intent")).await;
                     journal
                         .record_done(&id, Some(format!("already: {seen}")))
                         .map_err(journal_err)?;
+                    failpoint::boundary(|| format!("{id}@done")).await;
                 }
                 tracing::info!(%seen, "already done");
                 eprintln!("   {id:<28} already done: {seen}");
@@ -232,8 +237,10 @@ async fn run_action(
         }
         eprintln!("-> {id:<28} {}", action.describe());
         journal.record_intent(&id).map_err(journal_err)?;
+        failpoint::boundary(|| format!("{id}@intent")).await;
         let outcome = async {
             steps::apply(ctx, action).await?;
+            failpoint::boundary(|| format!("{id}@applied")).await;
             steps::verify(ctx, action).await
         }
         .await;
@@ -242,6 +249,7 @@ async fn run_action(
                 journal
                     .record_done(&id, Some(seen.clone()))
                     .map_err(journal_err)?;
+                failpoint::boundary(|| format!("{id}@done")).await;
                 tracing::info!(%seen, "done");
                 eprintln!("   {id:<28} done: {seen}");
                 Ok(())

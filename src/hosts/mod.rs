@@ -366,6 +366,7 @@ impl HostSession {
             action,
         );
         async {
+            crate::failpoint::point(|| format!("host/{}/{action}", self.server.id)).await;
             let output = match &self.transport {
                 Transport::Exec { prefix } => {
                     exec::execute(&self.server, action, prefix, argv, stdin).await?

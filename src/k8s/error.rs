@@ -154,11 +154,19 @@ pub(crate) fn describe(err: &kube::Error) -> String {
 }
 
 /// Whether a request that failed this way may succeed if sent again:
-/// throttling (429), the server's own failures (500, 502, 503, 504), and
-/// failures to reach it. Every other answer is final: a 404, 403, 409 or
-/// 422 says the same the second time.
+/// throttling (429), the server's own failures (500, 502, 503, 504),
+/// failures to reach it, and a 409 `Conflict` that is not a field-manager
+/// conflict ("the object has been modified": another writer got there
+/// between the server's read and write; zkmigrate sends no
+/// resourceVersion, so the same request applies to the newer object).
+/// Every other answer is final: a 404, 403, 422, an `AlreadyExists` or a
+/// server-side apply conflict with another field manager says the same the
+/// second time.
 pub fn is_transient(err: &kube::Error) -> bool {
     match err {
+        kube::Error::Api(status) if status.code == 409 => {
+            status.reason == "Conflict" && field_conflicts(err).is_none()
+        }
         kube::Error::Api(status) => matches!(status.code, 429 | 500 | 502 | 503 | 504),
         kube::Error::HyperError(_) | kube::Error::Service(_) => true,
         _ => false,
@@ -212,6 +220,9 @@ mod tests {
         for code in [400, 401, 403, 404, 409, 410, 422] {
             assert!(!is_transient(&api(code, "x")), "{code}");
         }
+        // An optimistic-concurrency 409 is sent again; AlreadyExists is not.
+        assert!(is_transient(&api(409, "Conflict")));
+        assert!(!is_transient(&api(409, "AlreadyExists")));
         let serde = serde_json::from_str::<u8>("x").unwrap_err();
         assert!(!is_transient(&kube::Error::SerdeError(serde)));
         assert!(is_transient(&kube::Error::Service(
@@ -260,6 +271,16 @@ mod tests {
              --show-managed-fields`"
         );
         assert_eq!(err.status_code(), Some(409));
+        // An apply conflict with another manager is final: never retried.
+        let apply_conflict = kube::Error::Api(
+            serde_json::from_str::<Status>(
+                r#"{"code":409,"reason":"Conflict","message":"Apply failed","status":"Failure",
+                   "details":{"causes":[{"field":".spec.ports","message":"conflict with \"x\"","reason":"FieldManagerConflict"}]}}"#,
+            )
+            .unwrap()
+            .boxed(),
+        );
+        assert!(!is_transient(&apply_conflict));
         // A 409 of a stale resourceVersion is not an apply conflict.
         assert_eq!(field_conflicts(&api(409, "Conflict")), None);
     }

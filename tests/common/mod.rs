@@ -44,9 +44,14 @@ pub fn text(out: &Output) -> String {
 impl Lab {
     /// A 3-host lab named `name` (any leftover of that name is removed first).
     pub fn up(name: &str, target: Target) -> Lab {
+        Lab::up_with(name, 3, target)
+    }
+
+    /// A lab of `servers` hosts named `name`.
+    pub fn up_with(name: &str, servers: u8, target: Target) -> Lab {
         let layout = Layout::new(name).unwrap();
         let _ = topology::down(&layout);
-        let state = topology::up(&layout, 3, target).expect("zklab up");
+        let state = topology::up(&layout, servers, target).expect("zklab up");
         Lab { layout, state }
     }
 
@@ -142,9 +147,96 @@ impl Lab {
         let plan = self.plan();
         let out = self.zkmigrate(&["step", "-f", &plan, "--until", "clients", "--yes"]);
         assert_eq!(out.status.code(), Some(4), "{}", text(&out));
-        let services: Vec<String> = (1..=3)
+        let services: Vec<String> = (1..=self.state.servers)
             .map(|id| format!("zk-{id}.zookeeper.svc.cluster.local:2181"))
             .collect();
         self.zklab(&["load", "reconnect", "--connect", &services.join(",")]);
+    }
+
+    /// The end state of a complete migration, whatever way it was reached:
+    /// `status` says every step is done and every server serves from a
+    /// Pod with all voters synced; each Pod's server has its original myid;
+    /// every host's service is disabled; no hand-made EndpointSlice is left.
+    pub fn assert_migrated(&self) {
+        let plan = self.plan();
+        let out = self.zkmigrate(&["status", "-f", &plan, "-o", "json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        for step in status["steps"].as_array().unwrap() {
+            assert_eq!(step["status"], "done", "{status}");
+        }
+        let servers = status["servers"].as_array().unwrap();
+        assert_eq!(servers.len(), usize::from(self.state.servers), "{status}");
+        for server in servers {
+            assert_eq!(server["location"], "pod", "{status}");
+            assert!(
+                server["mode"] == "leader" || server["mode"] == "follower",
+                "{status}"
+            );
+        }
+        assert_eq!(status["allVotersSynced"], true, "{status}");
+
+        let pods = self.kubectl_json(&["get", "pods", "-n", "zookeeper"]);
+        let pods = pods["items"].as_array().unwrap();
+        assert_eq!(pods.len(), servers.len(), "{pods:?}");
+        for server in servers {
+            let id = server["id"].as_u64().unwrap();
+            let ip = self.pod_ip_of(pods, id);
+            let conf = zklab::netns::four_letter_word(
+                &self.layout.ns(Machine::Ops),
+                format!("{ip}:2181").parse().unwrap(),
+                "conf",
+            )
+            .expect("conf from the Pod");
+            assert!(conf.contains(&format!("serverId={id}")), "{conf}");
+        }
+        for k in 1..=self.state.servers {
+            let out = self.on_host(k, &["/usr/local/sbin/zookeeper-service", "is-enabled"]);
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout).trim(),
+                "disabled",
+                "host{k}"
+            );
+        }
+        let slices = self.kubectl_json(&[
+            "get",
+            "endpointslices",
+            "-n",
+            "zookeeper",
+            "-l",
+            "endpointslice.kubernetes.io/managed-by=zkmigrate",
+        ]);
+        assert_eq!(slices["items"].as_array().unwrap().len(), 0, "{slices}");
+    }
+
+    /// The Pod IP of server `id`: its Service selects its Pod by name.
+    pub fn pod_ip_of(&self, pods: &[serde_json::Value], id: u64) -> String {
+        let svc = self.kubectl_json(&["get", "service", &format!("zk-{id}"), "-n", "zookeeper"]);
+        let pod_name = svc["spec"]["selector"]["statefulset.kubernetes.io/pod-name"]
+            .as_str()
+            .unwrap_or_else(|| panic!("Service zk-{id} selects its Pod: {svc}"));
+        pods.iter()
+            .find(|p| p["metadata"]["name"] == pod_name)
+            .and_then(|p| p["status"]["podIP"].as_str())
+            .unwrap_or_else(|| panic!("Pod {pod_name} has an IP"))
+            .to_string()
+    }
+
+    /// Stops the workload and returns its report (DESIGN section 8).
+    pub fn final_report(&self) -> serde_json::Value {
+        self.zklab(&["load", "stop"]);
+        serde_json::from_str(&self.zklab(&["load", "report"])).unwrap()
+    }
+
+    /// The server that leads now, from `srvr` on each host.
+    pub fn leader_on_hosts(&self) -> Option<u8> {
+        (1..=self.state.servers).find(|&k| {
+            zklab::netns::four_letter_word(
+                &self.layout.ns(Machine::Ops),
+                std::net::SocketAddr::new(Machine::Host(k).addr().into(), 2181),
+                "srvr",
+            )
+            .is_some_and(|srvr| srvr.contains("Mode: leader"))
+        })
     }
 }
