@@ -178,6 +178,12 @@ enum FaultCmd {
         /// hostK.
         machine: String,
     },
+    /// Drop every ssh connection to a host (its per-connection sshd
+    /// processes are killed; the listener stays).
+    DropSsh {
+        /// hostK.
+        host: String,
+    },
     /// Make the lab's API server fail or slow for a while.
     ///
     /// Matching resource requests are answered with --status (a Status
@@ -533,6 +539,10 @@ fn run(cli: Cli) -> Result<ExitCode, LabError> {
                     eprintln!("{target} is healed (namespace {ns})");
                 }
                 FaultCmd::Kill { machine: m } => fault::kill_zookeeper(&layout, host(&m)?)?,
+                FaultCmd::DropSsh { host: m } => {
+                    let dropped = fault::drop_ssh(&layout, host(&m)?)?;
+                    println!("{m}: {dropped} ssh connection(s) dropped");
+                }
                 FaultCmd::Api {
                     status,
                     slow,

@@ -190,6 +190,27 @@ pub fn kill_zookeeper(layout: &Layout, k: u8) -> Result<(), LabError> {
     .map(|_| ())
 }
 
+/// Drops every ssh connection to host `k`, as a network blip or an sshd
+/// restart would: SIGKILL of each per-connection sshd process (the
+/// children of the host's listening sshd, found by its pid file), so
+/// clients see their connection end. The listener keeps accepting new
+/// connections. Returns how many connections were dropped.
+pub fn drop_ssh(layout: &Layout, k: u8) -> Result<usize, LabError> {
+    let pid_file = layout.host_dir(k).join("sshd.pid");
+    let listener = std::fs::read_to_string(&pid_file).map_err(|source| LabError::Io {
+        what: format!("read {}", pid_file.display()),
+        source,
+    })?;
+    let listener = listener.trim();
+    let children = netns::run("pgrep", &["-P", listener]).unwrap_or_default();
+    let pids: Vec<&str> = children.split_whitespace().collect();
+    for pid in &pids {
+        // One may end by itself in between: that is a dropped connection too.
+        let _ = netns::run("kill", &["-KILL", pid]);
+    }
+    Ok(pids.len())
+}
+
 /// Makes host `k`'s service script fail every `start` (and the start half
 /// of `restart`) as a unit that does not come up: an error, nothing
 /// started, a non-zero exit, until [`fix_start`]. A running ZooKeeper is
