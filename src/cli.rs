@@ -59,6 +59,16 @@ pub enum OutputFormat {
     Json,
 }
 
+/// How a command that prints Kubernetes objects prints them on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ObjectsFormat {
+    /// Multi-document YAML with comments, for `kubectl apply -f`.
+    #[default]
+    Yaml,
+    /// One JSON document: a `v1` `List` of the objects (no comments).
+    Json,
+}
+
 /// The plan file every command reads.
 #[derive(Debug, Args)]
 pub struct PlanArg {
@@ -137,6 +147,30 @@ pub enum Command {
         /// server's switch.
         #[arg(long, value_name = "ID", requires = "step")]
         server: Option<u8>,
+    },
+    /// Print the least-privilege ServiceAccount, Role and RoleBinding
+    /// zkmigrate needs to run the plan, in the plan's namespace: exactly
+    /// the permissions preflight checks, nothing more. Reads the plan only.
+    Rbac {
+        #[command(flatten)]
+        plan: PlanArg,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t)]
+        output: ObjectsFormat,
+    },
+    /// Print a shell completion script on stdout, e.g.
+    /// `zkmigrate completions bash > /etc/bash_completion.d/zkmigrate`.
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page zkmigrate(1) on stdout, or write it and one page
+    /// per command (zkmigrate-step(1), ...) into DIR.
+    Man {
+        /// Write every page into this directory instead.
+        #[arg(short, long, value_name = "DIR")]
+        output: Option<PathBuf>,
     },
 }
 

@@ -1,6 +1,8 @@
 //! The `zkmigrate` binary as an operator runs it: exit codes and messages
-//! for invalid plans (DESIGN sections 3 and 4), and `status` against a live
-//! ensemble of real ZooKeeper servers.
+//! for invalid plans (DESIGN sections 3 and 4), `status` against a live
+//! ensemble of real ZooKeeper servers, `-o json` (one JSON document) on
+//! every command that prints a table, and the shell completions and man
+//! pages generated from the command line's own definition.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -294,4 +296,176 @@ fn status_text_is_a_table_of_the_live_ensemble() {
     assert_eq!(rows("follower"), 2, "{text}");
     assert_eq!(rows("leader"), 1, "{text}");
     assert!(text.contains("synced followers: 2"), "{text}");
+}
+
+/// Every command of the CLI, as clap knows it (so a new command is
+/// covered without touching these tests), but `help`.
+fn subcommands() -> Vec<String> {
+    use clap::CommandFactory;
+    zkmigrate::cli::Cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .filter(|name| name != "help")
+        .collect()
+}
+
+fn stdout_of(args: &[&str]) -> String {
+    let out = zkmigrate(args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+#[test]
+fn each_completion_script_mentions_every_command() {
+    let commands = subcommands();
+    assert!(commands.len() >= 10, "{commands:?}");
+    for shell in ["bash", "zsh", "fish"] {
+        let script = stdout_of(&["completions", shell]);
+        for command in &commands {
+            assert!(
+                script.contains(command.as_str()),
+                "{shell} completion lacks {command}"
+            );
+        }
+    }
+    let out = zkmigrate(&["completions", "tcsh"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
+}
+
+#[test]
+fn the_bash_completion_script_parses() {
+    let script = stdout_of(&["completions", "bash"]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zkmigrate.bash");
+    std::fs::write(&path, &script).unwrap();
+    let out = Command::new("bash").arg("-n").arg(&path).output().unwrap();
+    assert!(
+        out.status.success(),
+        "bash -n: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(script.contains("complete -F _zkmigrate"), "{script}");
+}
+
+/// A man page has its title, NAME and SYNOPSIS sections.
+fn assert_man_page(page: &str, title: &str) {
+    assert!(page.contains(&format!(".TH {title} 1")), "{title}: {page}");
+    assert!(page.contains(".SH NAME\n"), "{title}: {page}");
+    assert!(page.contains(".SH SYNOPSIS\n"), "{title}: {page}");
+}
+
+#[test]
+fn the_man_page_names_every_command_and_each_has_its_own() {
+    let page = stdout_of(&["man"]);
+    assert_man_page(&page, "zkmigrate");
+    assert!(page.contains(".SH SUBCOMMANDS\n"), "{page}");
+    for command in subcommands() {
+        assert!(
+            page.contains(&format!("zkmigrate\\-{}(1)", command.replace('-', "\\-"))),
+            "zkmigrate(1) lacks {command}"
+        );
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("man1");
+    let listed = stdout_of(&["man", "-o", out_dir.to_str().unwrap()]);
+    let main = std::fs::read_to_string(out_dir.join("zkmigrate.1")).unwrap();
+    assert_eq!(main, page, "-o writes the page it prints");
+    let mut expected = vec![out_dir.join("zkmigrate.1")];
+    for command in subcommands() {
+        let file = out_dir.join(format!("zkmigrate-{command}.1"));
+        let sub = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{file:?}: {e}"));
+        assert_man_page(&sub, &format!("zkmigrate-{command}"));
+        assert!(
+            sub.contains("\"zkmigrate "),
+            "the source is zkmigrate: {sub}"
+        );
+        expected.push(file);
+    }
+    let listed: Vec<PathBuf> = listed.lines().map(PathBuf::from).collect();
+    assert_eq!(listed, expected, "the pages written, one path a line");
+    assert_eq!(
+        std::fs::read_dir(&out_dir).unwrap().count(),
+        expected.len(),
+        "no page for `help`"
+    );
+}
+
+/// The commands that print a table for a person also print it as JSON
+/// for a machine (DESIGN 4): `-o json` is accepted by each.
+#[test]
+fn every_table_command_takes_output_json() {
+    use clap::CommandFactory;
+    let cli = zkmigrate::cli::Cli::command();
+    for name in ["plan", "check", "status", "rbac"] {
+        let command = cli.find_subcommand(name).unwrap();
+        let output = command
+            .get_arguments()
+            .find(|a| a.get_id() == "output")
+            .unwrap_or_else(|| panic!("{name} has no -o"));
+        assert_eq!(output.get_short(), Some('o'), "{name}");
+        let values: Vec<String> = output
+            .get_possible_values()
+            .iter()
+            .map(|v| v.get_name().to_string())
+            .collect();
+        assert!(values.contains(&"json".to_string()), "{name}: {values:?}");
+    }
+}
+
+/// Exactly one JSON document on stdout, nothing before or after it.
+fn one_json_document(args: &[&str]) -> serde_json::Value {
+    let out = stdout_of(args);
+    let mut documents = serde_json::Deserializer::from_str(&out).into_iter::<serde_json::Value>();
+    let first = documents
+        .next()
+        .unwrap_or_else(|| panic!("{args:?}: no JSON"))
+        .unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"));
+    assert!(
+        documents.next().is_none(),
+        "{args:?}: more than one document"
+    );
+    first
+}
+
+/// The commands that need neither hosts nor a cluster print one JSON
+/// document with `-o json` (`check` needs both: `tests/rbac_lab.rs`
+/// covers its JSON in the lab).
+#[test]
+fn offline_commands_print_one_json_document() {
+    let good = Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/three-node-systemd.yaml");
+    let good = good.to_str().unwrap();
+    let plan = one_json_document(&["plan", "-f", good, "--offline", "-o", "json"]);
+    assert!(plan["steps"].is_array(), "{plan}");
+    let rbac = one_json_document(&["rbac", "-f", good, "-o", "json"]);
+    assert_eq!(rbac["kind"], "List", "{rbac}");
+
+    // status answers with every server down: its rows say why. The
+    // servers are on loopback addresses where nothing listens.
+    let (dir, path) = plan_file(
+        &example_plan()
+            .replace("address: 10.0.0.1", "address: 127.0.0.")
+            .replace("clientPort: 2181", "clientPort: 1"),
+    );
+    let status = one_json_document(&["status", "-f", path.to_str().unwrap(), "-o", "json"]);
+    let servers = status["servers"].as_array().unwrap();
+    assert_eq!(servers.len(), 3, "{status}");
+    for s in servers {
+        assert!(
+            s["address"].as_str().unwrap().starts_with("127.0.0."),
+            "{s}"
+        );
+        assert!(s["mode"].is_null() && s["error"].is_string(), "{s}");
+    }
+    assert_eq!(status["hasQuorum"], false, "{status}");
+    drop(dir);
 }

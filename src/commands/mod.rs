@@ -4,8 +4,11 @@
 //! with. Nothing here decides policy: that lives in the modules it calls.
 
 mod check;
+mod completions;
+mod man;
 mod manifests;
 mod plan;
+mod rbac;
 mod rollback;
 mod status;
 mod step;
@@ -81,6 +84,9 @@ pub async fn run(cli: Cli) -> Result<Exit, CommandError> {
         }
         Command::Runbook { plan, .. } => not_built(&plan.file, "runbook", 7),
         Command::Manifests { plan, step, server } => manifests::run(&plan.file, step, server),
+        Command::Rbac { plan, output } => rbac::run(&plan.file, output),
+        Command::Completions { shell } => completions::run(shell),
+        Command::Man { output } => man::run(output.as_deref()),
     }
 }
 

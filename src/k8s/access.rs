@@ -4,9 +4,9 @@
 //! Permissions are asked with SelfSubjectAccessReview, the API's own answer
 //! for the credentials in use (what `kubectl auth can-i` asks), rather than
 //! by trying: a migration that finds a missing verb halfway through
-//! `replace` has a server down. [`REQUIRED_PERMISSIONS`] is the one list of
-//! every verb the steps use; a step that starts using a new one adds it
-//! here, and preflight then checks it.
+//! `replace` has a server down. What is asked is the table of
+//! `permissions` ([`super::GRANTS`]), the same one `zkmigrate rbac` prints
+//! as a Role.
 //!
 //! A foreign object is one that exists under a name zkmigrate will create
 //! but was not created by zkmigrate (no `app.kubernetes.io/managed-by:
@@ -28,145 +28,8 @@ use kube::Api;
 use kube::api::PostParams;
 
 use super::error::K8sError;
+use super::permissions::{Permission, Scope};
 use super::{Cluster, FIELD_MANAGER, MANAGED_BY_LABEL, NamespacedObject, SLICE_MANAGED_BY_LABEL};
-
-/// One verb on one resource (or subresource), as RBAC names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Permission {
-    /// `get`, `list`, `watch`, `create`, `patch`, `update`, `delete`.
-    pub verb: &'static str,
-    /// The API group; `""` is the core group.
-    pub group: &'static str,
-    /// The resource (plural), e.g. `statefulsets`.
-    pub resource: &'static str,
-    /// The subresource, e.g. `scale`; `""` for none.
-    pub subresource: &'static str,
-}
-
-impl fmt::Display for Permission {
-    /// As `kubectl auth can-i` takes it: `patch statefulsets.apps/scale`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.verb, self.resource)?;
-        if !self.group.is_empty() {
-            write!(f, ".{}", self.group)?;
-        }
-        if !self.subresource.is_empty() {
-            write!(f, "/{}", self.subresource)?;
-        }
-        Ok(())
-    }
-}
-
-const fn each(
-    verbs: &'static [&'static str],
-    group: &'static str,
-    resource: &'static str,
-    subresource: &'static str,
-) -> (
-    &'static [&'static str],
-    &'static str,
-    &'static str,
-    &'static str,
-) {
-    (verbs, group, resource, subresource)
-}
-
-/// Every verb zkmigrate uses, per resource, in the plan's namespace.
-/// Apply is a `patch` (and a `create` when the object is new); waits are
-/// `list` + `watch`.
-const NEEDED: [(&[&str], &str, &str, &str); 11] = [
-    // services step: per-server Services; replace: the selector switch.
-    each(
-        &["get", "list", "watch", "create", "patch", "delete"],
-        "",
-        "services",
-        "",
-    ),
-    // hand-made slices (services), the controller's slice awaited (replace).
-    each(
-        &["get", "list", "watch", "create", "patch", "delete"],
-        "discovery.k8s.io",
-        "endpointslices",
-        "",
-    ),
-    // the preflight's probe Pod, and the migrated Pods observed.
-    each(
-        &["get", "list", "watch", "create", "delete"],
-        "",
-        "pods",
-        "",
-    ),
-    each(&["get"], "", "pods", "log"),
-    // the Pod zoo.cfg, the ordinal map, the kubernetes journal backend.
-    each(
-        &["get", "list", "watch", "create", "patch", "delete"],
-        "",
-        "configmaps",
-        "",
-    ),
-    each(
-        &["get", "list", "watch", "create", "patch", "delete"],
-        "apps",
-        "statefulsets",
-        "",
-    ),
-    each(&["get", "patch", "update"], "apps", "statefulsets", "scale"),
-    each(&["get", "list"], "", "persistentvolumeclaims", ""),
-    each(
-        &["get", "create", "patch", "delete"],
-        "policy",
-        "poddisruptionbudgets",
-        "",
-    ),
-    // the kubernetes journal backend's lock.
-    each(
-        &["get", "create", "update", "patch", "delete"],
-        "coordination.k8s.io",
-        "leases",
-        "",
-    ),
-    // history on the per-server Services (`kubectl describe svc`).
-    each(&["create"], "", "events", ""),
-];
-
-/// The number of single permissions in [`NEEDED`].
-const fn count_needed() -> usize {
-    let mut n = 0;
-    let mut i = 0;
-    while i < NEEDED.len() {
-        n += NEEDED[i].0.len();
-        i += 1;
-    }
-    n
-}
-
-/// Every permission zkmigrate needs in the plan's namespace, one verb each.
-pub const REQUIRED_PERMISSIONS: [Permission; count_needed()] = {
-    let mut out = [Permission {
-        verb: "",
-        group: "",
-        resource: "",
-        subresource: "",
-    }; count_needed()];
-    let mut n = 0;
-    let mut i = 0;
-    while i < NEEDED.len() {
-        let (verbs, group, resource, subresource) = NEEDED[i];
-        let mut v = 0;
-        while v < verbs.len() {
-            out[n] = Permission {
-                verb: verbs[v],
-                group,
-                resource,
-                subresource,
-            };
-            n += 1;
-            v += 1;
-        }
-        i += 1;
-    }
-    out
-};
 
 /// A kind of object zkmigrate creates under a name of its choosing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -220,6 +83,35 @@ impl Cluster {
         resource: &str,
         subresource: &str,
     ) -> Result<bool, K8sError> {
+        self.review(verb, group, resource, subresource, None).await
+    }
+
+    /// Whether the credentials in use hold `permission`; the plan's own
+    /// Namespace is asked about by name, as the Role grants it
+    /// (`resourceNames`).
+    pub async fn holds(&self, permission: &Permission) -> Result<bool, K8sError> {
+        let name = match permission.scope {
+            Scope::OwnNamespace => Some(self.namespace.as_str()),
+            Scope::Namespace | Scope::ClusterDefault(_) => None,
+        };
+        self.review(
+            permission.verb,
+            permission.group,
+            permission.resource,
+            permission.subresource,
+            name,
+        )
+        .await
+    }
+
+    async fn review(
+        &self,
+        verb: &str,
+        group: &str,
+        resource: &str,
+        subresource: &str,
+        name: Option<&str>,
+    ) -> Result<bool, K8sError> {
         let review = SelfSubjectAccessReview {
             spec: SelfSubjectAccessReviewSpec {
                 resource_attributes: Some(ResourceAttributes {
@@ -228,6 +120,7 @@ impl Cluster {
                     group: Some(group.to_string()),
                     resource: Some(resource.to_string()),
                     subresource: (!subresource.is_empty()).then(|| subresource.to_string()),
+                    name: name.map(str::to_string),
                     ..ResourceAttributes::default()
                 }),
                 ..SelfSubjectAccessReviewSpec::default()
@@ -249,17 +142,12 @@ impl Cluster {
     }
 
     /// The permissions of `needed` that the credentials lack, in order
-    /// (usually [`REQUIRED_PERMISSIONS`]).
+    /// (usually [`super::required_permissions`] of the plan).
     pub async fn missing_permissions(
         &self,
         needed: &[Permission],
     ) -> Result<Vec<Permission>, K8sError> {
-        let answers = try_join_all(
-            needed
-                .iter()
-                .map(|p| self.can_i(p.verb, p.group, p.resource, p.subresource)),
-        )
-        .await?;
+        let answers = try_join_all(needed.iter().map(|p| self.holds(p))).await?;
         Ok(needed
             .iter()
             .zip(answers)
@@ -324,26 +212,6 @@ impl Cluster {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_required_permissions_read_as_kubectl_auth_can_i_takes_them() {
-        let all: Vec<String> = REQUIRED_PERMISSIONS.iter().map(|p| p.to_string()).collect();
-        for expected in [
-            "create services",
-            "patch endpointslices.discovery.k8s.io",
-            "delete pods",
-            "get pods/log",
-            "patch statefulsets.apps/scale",
-            "list persistentvolumeclaims",
-            "create poddisruptionbudgets.policy",
-            "update leases.coordination.k8s.io",
-            "create events",
-        ] {
-            assert!(all.contains(&expected.to_string()), "{expected} in {all:?}");
-        }
-        assert!(!all.contains(&"delete persistentvolumeclaims".to_string()));
-        assert!(REQUIRED_PERMISSIONS.iter().all(|p| !p.verb.is_empty()));
-    }
 
     #[test]
     fn a_foreign_object_says_who_manages_it() {

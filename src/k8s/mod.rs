@@ -15,8 +15,11 @@
 //!   delete where 404 is an answer, not an error (kubectl drain's rule).
 //! - `wait`: waits by watch (kube-runtime's `watcher`), never by polling,
 //!   each bounded by a timeout whose error says what was last seen.
+//! - `permissions`: the one table of every permission zkmigrate uses
+//!   ([`GRANTS`]): what preflight asks about and what `zkmigrate rbac`
+//!   prints as a Role.
 //! - `access`: the preflight's questions: may we (SelfSubjectAccessReview
-//!   for every verb zkmigrate uses, [`REQUIRED_PERMISSIONS`]), and does
+//!   for every row of that table, [`REQUIRED_PERMISSIONS`]), and does
 //!   someone else already own a name we will create ([`Cluster::foreign_objects`]).
 //! - `events`: best-effort Events on the per-server Services, so that
 //!   `kubectl describe svc zk-1` shows the migration's history.
@@ -31,6 +34,7 @@ mod access;
 mod error;
 mod events;
 mod objects;
+mod permissions;
 mod wait;
 
 use std::fmt::Debug;
@@ -47,8 +51,12 @@ use serde::de::DeserializeOwned;
 
 use crate::plan::Kubernetes;
 
-pub use access::{ForeignObject, ObjectKind, Permission, REQUIRED_PERMISSIONS};
+pub use access::{ForeignObject, ObjectKind};
 pub use error::{FieldConflict, K8sError, field_conflicts, is_transient};
+pub use permissions::{
+    GRANTS, Grant, Needed, Permission, REQUIRED_PERMISSIONS, Scope, grants_for,
+    required_permissions,
+};
 pub use wait::{has_endpoints, pod_is_ready};
 
 /// The field manager of every server-side apply zkmigrate sends.

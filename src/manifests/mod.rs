@@ -25,10 +25,13 @@
 //!   ConfigMaps that carry it and the ordinals.
 //! - `workload`: the StatefulSet(s) and the PodDisruptionBudget.
 //! - `select`: which objects each step has ([`manifests_for`]).
+//! - `rbac`: the ServiceAccount, Role and RoleBinding zkmigrate itself
+//!   runs as (`zkmigrate rbac`), from the permission table of `k8s`.
 //! - `render`: multi-document YAML.
 
 pub mod labels;
 mod podconfig;
+mod rbac;
 mod render;
 mod select;
 mod services;
@@ -50,7 +53,8 @@ pub use podconfig::{
     HostConfig, PodConfig, SecretPath, ordinals_config_map, pod_config_map, pod_zoo_cfg,
     synthesized_host_config,
 };
-pub use render::render_yaml;
+pub use rbac::{Rbac, RbacObject, not_granted, rbac, rbac_name, rule_comments};
+pub use render::{render_documents, render_yaml};
 pub use select::{ManifestInputs, Manifests, manifests_for};
 pub use services::{
     governing_service, host_slice, per_server_service, per_server_service_on_pod, pod_name_for,
