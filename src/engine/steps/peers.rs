@@ -148,6 +148,7 @@ fn next_resume(ctx: &Ctx) -> String {
 // ---- VerifyResolution ------------------------------------------------------
 
 async fn verify_resolution(ctx: &Ctx, action: &Action) -> Result<String, StepError> {
+    await_every_voter_serving(ctx).await?;
     let plan = &ctx.plan;
     let port = plan.ensemble.client_port;
     // The ClusterIP of every Service, as the cluster has it.
@@ -206,6 +207,28 @@ async fn verify_resolution(ctx: &Ctx, action: &Action) -> Result<String, StepErr
         plan.servers.len(),
         names.join(", ")
     ))
+}
+
+/// Waits (bounded by the policy, halting as every gate does) until every
+/// voter serves and the leader counts them synced. On a resume after a crash
+/// between a server's restart and its verification, that server may still
+/// be starting when this step begins again: a probe through its Service
+/// would then report a restart as a resolver failure.
+async fn await_every_voter_serving(ctx: &Ctx) -> Result<(), StepError> {
+    let seen = ctx.observe().await?;
+    let not_serving = ctx.plan.servers.iter().find(|s| {
+        !seen
+            .observation(u64::from(s.id.get()))
+            .is_some_and(|o| o.srvr.mode.is_voting_member())
+    });
+    match not_serving {
+        None if seen.all_voters_synced() => Ok(()),
+        None => ctx.await_synced(ctx.plan.servers[0].id).await.map(drop),
+        Some(server) => {
+            tracing::info!(server_id = %server.id, "waiting for a server to serve before probing the Services");
+            ctx.await_synced(server.id).await.map(drop)
+        }
+    }
 }
 
 /// From one host: `fqdn` resolves to exactly `ip`, and `conf` through
