@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::plan::scaffold::{self, DEFAULT_NAMESPACE, Endpoint};
 use crate::steps::StepName;
 
 /// Move a live ZooKeeper ensemble from hosts into Kubernetes, with no
@@ -80,6 +81,11 @@ pub struct PlanArg {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Read a live ensemble and print a starting plan file: every server
+    /// filled in from the servers' `conf` and `srvr`, and defaults marked
+    /// CHECK for what cannot be observed (ssh access, service commands,
+    /// the config path, the Kubernetes target). Changes nothing.
+    Init(InitArgs),
     /// Observe the ensemble and cluster and print every action in order,
     /// with zoo.cfg diffs and the objects to create. Changes nothing.
     Plan {
@@ -172,6 +178,60 @@ pub enum Command {
         #[arg(short, long, value_name = "DIR")]
         output: Option<PathBuf>,
     },
+}
+
+/// Arguments of `init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The servers to read, by client address: HOST:PORT, comma-separated
+    /// or repeated. On 3.5+ one serving server is enough (its `conf` lists
+    /// every member) and more are checked to agree; on 3.4, whose `conf`
+    /// lists no members, give every server.
+    #[arg(
+        long,
+        required = true,
+        value_name = "HOST:PORT",
+        value_delimiter = ',',
+        value_parser = parse_endpoint
+    )]
+    pub connect: Vec<Endpoint>,
+    /// The Kubernetes namespace the servers move into.
+    #[arg(long, value_name = "NS", default_value = DEFAULT_NAMESPACE, value_parser = parse_label)]
+    pub namespace: String,
+    /// The plan's name (labels, the journal file); default: the namespace.
+    #[arg(long, value_name = "NAME", value_parser = parse_label)]
+    pub name: Option<String>,
+    /// The user zkmigrate logs in as over ssh; default: yours ($USER).
+    #[arg(long, value_name = "USER", value_parser = parse_ssh_user)]
+    pub ssh_user: Option<String>,
+    /// The AdminServer's port (`admin.serverPort`), asked on the same host
+    /// when a four-letter word is not whitelisted.
+    #[arg(
+        long,
+        value_name = "PORT",
+        default_value_t = 8080,
+        value_parser = clap::value_parser!(u16).range(1..)
+    )]
+    pub admin_port: u16,
+    /// Write the plan to FILE (atomically) instead of stdout. An existing
+    /// FILE is refused unless --force is given.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Replace FILE when it exists.
+    #[arg(long, requires = "output")]
+    pub force: bool,
+}
+
+fn parse_endpoint(value: &str) -> Result<Endpoint, String> {
+    value.parse()
+}
+
+fn parse_label(value: &str) -> Result<String, String> {
+    scaffold::check_label(value)
+}
+
+fn parse_ssh_user(value: &str) -> Result<String, String> {
+    scaffold::check_ssh_user(value)
 }
 
 /// Arguments of `step`.

@@ -5,6 +5,7 @@
 
 mod check;
 mod completions;
+mod init;
 mod man;
 mod manifests;
 mod plan;
@@ -27,6 +28,8 @@ pub enum CommandError {
     Observe(#[from] ObserveError),
     #[error(transparent)]
     Manifests(#[from] crate::manifests::ManifestsError),
+    #[error(transparent)]
+    Init(#[from] init::InitError),
     #[error("failed to write the output: {0}")]
     Output(#[from] std::io::Error),
     /// A step stopped: halted (3), waiting for --confirm (4) or failed (1).
@@ -47,6 +50,7 @@ impl CommandError {
         match self {
             CommandError::Plan(e) if e.is_invalid() => Exit::Usage,
             CommandError::Manifests(e) if e.is_usage() => Exit::Usage,
+            CommandError::Init(e) if e.is_usage() => Exit::Usage,
             CommandError::Step(e) => e.exit(),
             _ => Exit::Error,
         }
@@ -56,6 +60,7 @@ impl CommandError {
 /// Runs one command.
 pub async fn run(cli: Cli) -> Result<Exit, CommandError> {
     match cli.command {
+        Command::Init(args) => init::run(&args).await,
         Command::Plan {
             plan,
             output,

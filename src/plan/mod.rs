@@ -14,6 +14,8 @@
 //! - `hash`: the plan hash the journal stores (everything but `policy`).
 //! - `formats`: the name and quantity formats the rules are made of.
 //! - `locate`: finds the field path of a position, for serde's own errors.
+//! - [`scaffold`]: the other way round: a starting plan file written from a
+//!   live ensemble's observations (`zkmigrate init`), checked by `parse`.
 //!
 //! No I/O happens here but reading the file in [`load`].
 //!
@@ -23,6 +25,7 @@ mod file;
 mod formats;
 mod hash;
 mod locate;
+pub mod scaffold;
 #[cfg(test)]
 pub(crate) mod testing;
 mod types;
