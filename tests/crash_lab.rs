@@ -78,10 +78,7 @@ fn crash_everywhere(name: &str, target: Target) {
         ],
     );
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
-    let services: Vec<String> = (1..=lab.state.servers)
-        .map(|id| format!("zk-{id}.zookeeper.svc.cluster.local:2181"))
-        .collect();
-    lab.zklab(&["load", "reconnect", "--connect", &services.join(",")]);
+    lab.move_the_workload_to_the_services();
 
     let (out, rest) = run_crashing(
         &lab,

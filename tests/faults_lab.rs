@@ -12,26 +12,15 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Lab, text};
+use common::{FINISH, Lab, text};
 use zklab::layout::Machine;
 use zklab::topology::Target;
 
 fn name(prefix: &str) -> String {
     format!("{prefix}{}", std::process::id() % 100_000)
-}
-
-const FINISH: [&str; 5] = ["--all", "--yes", "--resume", "--confirm", "clients"];
-
-/// `zkmigrate step -f PLAN ARGS`.
-fn step(lab: &Lab, args: &[&str]) -> Output {
-    let plan = lab.plan();
-    let mut all = vec!["step", "-f", &plan];
-    all.extend_from_slice(args);
-    lab.zkmigrate(&all)
 }
 
 /// Runs `zkmigrate step -f PLAN ARGS` paused at `boundary`; while it is
@@ -42,10 +31,9 @@ fn step_with_fault_at(lab: &Lab, boundary: &str, args: &[&str], fault: impl FnOn
     let mut all = vec!["step", "-f", &plan];
     all.extend_from_slice(args);
     let child = lab
-        .command(&all)
+        .command_logging("info", &all)
         .env("ZKMIGRATE_PAUSE_AT", boundary)
         .env("ZKMIGRATE_PAUSE_FILE", &pause)
-        .env("ZKMIGRATE_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -107,52 +95,44 @@ fn a_host_that_does_not_come_back_after_its_restart_halts_the_migration_then_it_
     let lab = lab_through_clients("fh", Target::StatefulSet);
     lab.zklab(&["fault", "break-start", "host1"]);
 
-    let out = step(&lab, &FINISH);
-    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    let out = lab.step(&FINISH);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let err = stderr(&out);
-    assert!(err.contains("server 1"), "{err}");
-    assert!(err.contains("--resume"), "{err}");
+    assert!(err.contains("failed peers/restart/1"), "{err}");
+    assert!(
+        err.contains("--resume") && err.contains("rollback"),
+        "{err}"
+    );
     // Stopped at server 1: no other server was touched, and those two
     // still make a quorum.
     let touched: Vec<String> = lab
         .actions_with("done")
         .into_iter()
         .chain(lab.actions_with("intent"))
-        .filter(|a| a.starts_with("peers/re") && !a.ends_with("/1"))
+        .filter(|a| {
+            (a.starts_with("peers/rewrite/") || a.starts_with("peers/restart/"))
+                && !a.ends_with("/1")
+        })
         .collect();
     assert_eq!(touched, Vec::<String>::new());
     assert_eq!(serving_hosts(&lab), vec![2, 3]);
 
     lab.zklab(&["fault", "fix-start", "host1"]);
-    let out = step(&lab, &FINISH);
+    let out = lab.step(&FINISH);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_migrated_and_nothing_lost(&lab);
 }
 
 #[test]
 fn a_pod_that_never_becomes_ready_halts_the_migration_and_rollback_restores_the_host() {
-    let lab = Lab::up(&name("fi"), Target::PerServer);
-    // A plan whose image cannot be pulled, before the migration starts
-    // (the journal pins the plan from the first step on).
-    let plan = Path::new(&lab.state.plan);
-    let text_of_plan = std::fs::read_to_string(plan).unwrap();
-    assert!(
-        text_of_plan.contains("image: zookeeper:3.8"),
-        "{text_of_plan}"
-    );
-    std::fs::write(
-        plan,
-        text_of_plan.replace(
-            "image: zookeeper:3.8",
-            "image: registry.invalid/zookeeper-missing:3.8",
-        ),
-    )
-    .unwrap();
-    lab.zklab(&["fault", "elect", "--server", "3"]);
-    lab.zklab(&["load", "start"]);
-    lab.through_clients_moving_the_workload();
+    let lab = lab_through_clients("fi", Target::PerServer);
 
-    let out = step(&lab, &FINISH);
+    // Server 1's host is fenced and its Service switched; right before its
+    // Pod is created, the registry loses the image (the preflight's probe
+    // Pod pulled it fine: a plan with a bad image stops there).
+    let out = step_with_fault_at(&lab, "replace/pod/1@intent", &FINISH, || {
+        lab.zklab(&["fault", "image", "zookeeper:3.8"]);
+    });
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let err = stderr(&out);
     assert!(err.contains("rollback"), "{err}");
@@ -201,7 +181,7 @@ fn a_follower_partitioned_while_the_gate_waits_for_sync_halts_with_the_quorum_ke
     );
 
     lab.zklab(&["fault", "heal", "host2"]);
-    let out = step(&lab, &FINISH);
+    let out = lab.step(&FINISH);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_migrated_and_nothing_lost(&lab);
 }
@@ -213,7 +193,7 @@ fn api_server_failures_are_retried_and_a_long_outage_halts_then_resumes() {
 
     // 500s for a few seconds: preflight's requests are retried through them.
     lab.zklab(&["fault", "api", "--status", "500", "--for", "4"]);
-    let out = step(&lab, &["--until", "preflight", "--yes"]);
+    let out = lab.step(&["--until", "preflight", "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(stderr(&out).contains("500"), "{}", text(&out));
 
@@ -237,21 +217,18 @@ fn api_server_failures_are_retried_and_a_long_outage_halts_then_resumes() {
     lab.zklab(&[
         "fault", "api", "--status", "429", "--every", "2", "--for", "600",
     ]);
-    let out = step(&lab, &["--until", "clients", "--yes", "--resume"]);
+    let out = lab.step(&["--until", "clients", "--yes", "--resume"]);
     lab.zklab(&["fault", "api", "--clear"]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(stderr(&out).contains("429"), "{}", text(&out));
-    let services: Vec<String> = (1..=3)
-        .map(|id| format!("zk-{id}.zookeeper.svc.cluster.local:2181"))
-        .collect();
-    lab.zklab(&["load", "reconnect", "--connect", &services.join(",")]);
+    lab.move_the_workload_to_the_services();
 
     // Optimistic-concurrency conflicts on every other write while the
     // rest runs: sent again.
     lab.zklab(&[
         "fault", "api", "--status", "409", "--every", "2", "--verbs", "patch", "--for", "600",
     ]);
-    let out = step(&lab, &FINISH);
+    let out = lab.step(&FINISH);
     lab.zklab(&["fault", "api", "--clear"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(stderr(&out).contains("409"), "{}", text(&out));

@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{Lab, text};
+use common::{FINISH, Lab, text};
 use zklab::topology::Target;
 
 fn name(prefix: &str) -> String {
@@ -43,21 +43,11 @@ fn migrate_completely(name: &str, servers: u8, target: Target, leader: u8) {
     lab.zklab(&["fault", "elect", "--server", &leader.to_string()]);
     assert_eq!(lab.leader_on_hosts(), Some(leader));
     lab.zklab(&["load", "start"]);
-    let plan = lab.plan();
 
     // The clients step stops for the operator (exit 4), who moves the
     // clients to the Service names, then confirms.
     lab.through_clients_moving_the_workload();
-    let out = lab.zkmigrate(&[
-        "step",
-        "-f",
-        &plan,
-        "--all",
-        "--yes",
-        "--resume",
-        "--confirm",
-        "clients",
-    ]);
+    let out = lab.step(&FINISH);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
     lab.assert_migrated();

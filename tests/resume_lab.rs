@@ -9,7 +9,7 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Lab, text};
+use common::{FINISH, Lab, text};
 use zklab::topology::Target;
 
 /// Starts `step --all` and SIGKILLs it once `action` is journaled as
@@ -61,16 +61,7 @@ fn migrate_with_a_kill_during(name: &str, action: &str) {
         text(&out)
     );
 
-    let out = lab.zkmigrate(&[
-        "step",
-        "-f",
-        &plan,
-        "--all",
-        "--yes",
-        "--resume",
-        "--confirm",
-        "clients",
-    ]);
+    let out = lab.step(&FINISH);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
     // The same end state as an uninterrupted run.

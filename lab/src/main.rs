@@ -178,6 +178,16 @@ enum FaultCmd {
         /// hostK.
         machine: String,
     },
+    /// Make the lab's registry lose an image (`--missing`) or have it again
+    /// (`--restore`): the next pull of it fails with ErrImagePull, then
+    /// ImagePullBackOff; running containers are not touched.
+    Image {
+        /// The image, as a Pod names it (e.g. zookeeper:3.8).
+        image: String,
+        /// Have it again.
+        #[arg(long)]
+        restore: bool,
+    },
     /// Drop every ssh connection to a host (its per-connection sshd
     /// processes are killed; the listener stays).
     DropSsh {
@@ -539,6 +549,17 @@ fn run(cli: Cli) -> Result<ExitCode, LabError> {
                     eprintln!("{target} is healed (namespace {ns})");
                 }
                 FaultCmd::Kill { machine: m } => fault::kill_zookeeper(&layout, host(&m)?)?,
+                FaultCmd::Image { image, restore } => {
+                    fault::set_image_missing(&layout, &image, !restore)?;
+                    eprintln!(
+                        "image {image}: {}",
+                        if restore {
+                            "in the registry again"
+                        } else {
+                            "missing from the registry"
+                        }
+                    );
+                }
                 FaultCmd::DropSsh { host: m } => {
                     let dropped = fault::drop_ssh(&layout, host(&m)?)?;
                     println!("{m}: {dropped} ssh connection(s) dropped");

@@ -67,6 +67,15 @@ pub enum StepError {
         /// What the operator can do.
         next: String,
     },
+    /// An action failed on the way (a host command, an API request, an
+    /// unexpected answer); the journal records it failed (exit 1).
+    #[error("failed {action}: {reason}. {next}")]
+    ActionFailed {
+        action: String,
+        reason: String,
+        /// What the operator can do.
+        next: String,
+    },
     #[error(transparent)]
     Host(#[from] HostError),
     #[error(transparent)]

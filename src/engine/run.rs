@@ -258,12 +258,33 @@ async fn run_action(
                 if !matches!(e, StepError::AwaitingConfirm { .. }) {
                     let _ = journal.record_failed(&id, e.to_string());
                 }
-                Err(e)
+                Err(with_next_steps(ctx, &id, e))
             }
         }
     }
     .instrument(span)
     .await
+}
+
+/// DESIGN 2, "nothing silent": a failure that does not already say how to
+/// go on (a host command, an API request, an unexpected answer) is told
+/// with the commands that continue or roll back. Halts, refusals and the
+/// wait for `--confirm` say so themselves.
+fn with_next_steps(ctx: &Ctx, id: &str, e: StepError) -> StepError {
+    match e {
+        StepError::Host(_)
+        | StepError::Kubernetes(_)
+        | StepError::Manifests(_)
+        | StepError::Other(_) => StepError::ActionFailed {
+            action: id.to_string(),
+            reason: e.to_string(),
+            next: format!(
+                "Nothing after it was started. Once the cause is fixed, continue with `zkmigrate step -f {plan} --resume` (it checks the world again first), or roll back with `zkmigrate rollback -f {plan}`.",
+                plan = ctx.plan_file.display()
+            ),
+        },
+        other => other,
+    }
 }
 
 /// Without `--yes`, asks on the terminal before a disruptive action; with

@@ -9,6 +9,10 @@ use std::process::{Command, Output};
 use zklab::layout::{Layout, Machine};
 use zklab::topology::{self, LabState, Target};
 
+/// The `step` arguments that finish a migration from wherever it stands
+/// (the clients step confirmed).
+pub const FINISH: [&str; 5] = ["--all", "--yes", "--resume", "--confirm", "clients"];
+
 pub struct Lab {
     pub layout: Layout,
     pub state: LabState,
@@ -62,11 +66,16 @@ impl Lab {
 
     /// `zkmigrate ARGS` on the operator machine, logs at warn.
     pub fn command(&self, args: &[&str]) -> Command {
+        self.command_logging("warn", args)
+    }
+
+    /// `zkmigrate ARGS` on the operator machine, logs at `level`.
+    pub fn command_logging(&self, level: &str, args: &[&str]) -> Command {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.layout.ns(Machine::Ops)])
             .arg("env")
             .arg(format!("KUBECONFIG={}", self.state.kubeconfig))
-            .arg("ZKMIGRATE_LOG=warn")
+            .arg(format!("ZKMIGRATE_LOG={level}"))
             .arg(env!("CARGO_BIN_EXE_zkmigrate"))
             .args(args);
         c
@@ -74,6 +83,14 @@ impl Lab {
 
     pub fn zkmigrate(&self, args: &[&str]) -> Output {
         self.command(args).output().unwrap()
+    }
+
+    /// `zkmigrate step -f PLAN ARGS`.
+    pub fn step(&self, args: &[&str]) -> Output {
+        let plan = self.plan();
+        let mut all = vec!["step", "-f", &plan];
+        all.extend_from_slice(args);
+        self.zkmigrate(&all)
     }
 
     /// `zklab ARGS --name LAB`, asserting success; its stdout.
@@ -147,6 +164,12 @@ impl Lab {
         let plan = self.plan();
         let out = self.zkmigrate(&["step", "-f", &plan, "--until", "clients", "--yes"]);
         assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+        self.move_the_workload_to_the_services();
+    }
+
+    /// What the operator does at the clients step: the workload's
+    /// connection string becomes the Service names.
+    pub fn move_the_workload_to_the_services(&self) {
         let services: Vec<String> = (1..=self.state.servers)
             .map(|id| format!("zk-{id}.zookeeper.svc.cluster.local:2181"))
             .collect();

@@ -211,6 +211,29 @@ pub fn drop_ssh(layout: &Layout, k: u8) -> Result<usize, LabError> {
     Ok(pids.len())
 }
 
+/// Makes the lab's registry lose `image` (or find it again, `missing:
+/// false`): the kubelet's next pull of it fails with `ErrImagePull`, then
+/// `ImagePullBackOff`, as for a repository that does not exist; running
+/// containers are not touched. The list is
+/// [`crate::k8s::kubelet::image::missing_file`], replaced by rename.
+pub fn set_image_missing(layout: &Layout, image: &str, missing: bool) -> Result<(), LabError> {
+    use crate::k8s::kubelet::image;
+    let reference = image::normalise(image);
+    let mut list = image::missing(layout);
+    list.retain(|r| r != &reference);
+    if missing {
+        list.push(reference);
+    }
+    let file = image::missing_file(layout);
+    let io = |what: String| move |source| LabError::Io { what, source };
+    std::fs::create_dir_all(layout.faults_dir())
+        .map_err(io(format!("create {}", layout.faults_dir().display())))?;
+    let tmp = file.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::json!({ "missing": list }).to_string())
+        .map_err(io(format!("write {}", tmp.display())))?;
+    std::fs::rename(&tmp, &file).map_err(io(format!("replace {}", file.display())))
+}
+
 /// Makes host `k`'s service script fail every `start` (and the start half
 /// of `restart`) as a unit that does not come up: an error, nothing
 /// started, a non-zero exit, until [`fix_start`]. A running ZooKeeper is

@@ -7,7 +7,10 @@
 //!
 //! - **Gate** (before an action that stops, restarts or replaces a server,
 //!   DESIGN 2 "Quorum first"): `health::quorum_gate(max_lag)`; with `about`,
-//!   `health::quorum_without(about)`; with `require_equal_zxid` (DESIGN 9,
+//!   `health::quorum_without(about)`, and when `about` does not serve now
+//!   (its restart failed and the operator resumes), the same gate over every
+//!   other voter (`health::quorum_gate_but`): touching a server that is down
+//!   takes nothing more down; with `require_equal_zxid` (DESIGN 9,
 //!   right before fencing host N), every voter but N at lag 0 behind the
 //!   leader. "Equal" is lag 0 as `health::lag` counts it, not bitwise
 //!   equality: right after an election with no write yet the leader reports
@@ -62,7 +65,7 @@ use std::time::{Duration, Instant};
 use crate::observe::ensemble::{EnsembleObservation, FailureKind};
 use crate::observe::health::{
     Check, Condition, Failure, HealthReport, LeaderGrace, LeaderJudgement, all_voters_synced,
-    exactly_one_leader, quorum_gate, quorum_without,
+    exactly_one_leader, quorum_gate_but, quorum_without,
 };
 use crate::plan::Policy;
 
@@ -101,7 +104,11 @@ impl Awaited {
     pub fn failures(&self, obs: &EnsembleObservation) -> Vec<Failure> {
         match self {
             Awaited::Gate(spec) => {
-                let mut failures = quorum_gate(spec.max_lag).failures(obs);
+                // The server the action is about may be down already (a
+                // restart that failed, resumed): touching it takes nothing
+                // more down, so every other voter must serve and be synced.
+                let down = spec.about.filter(|id| !obs.serving_voters().contains(id));
+                let mut failures = quorum_gate_but(spec.max_lag, down).failures(obs);
                 if let Some(id) = spec.about {
                     failures.extend(quorum_without(id).failures(obs));
                 }

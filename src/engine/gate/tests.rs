@@ -170,6 +170,39 @@ fn the_gate_about_another_follower_waits_then_halts_on_the_progress_deadline() {
 }
 
 #[test]
+fn the_gate_about_a_server_that_is_down_asks_every_other_voter_serving_and_synced() {
+    // Server 1's restart failed; the operator fixed its host and resumes:
+    // restarting it takes nothing more down.
+    let t0 = Instant::now();
+    for kind in [FailureKind::Unreachable, FailureKind::NotServing] {
+        let mut h = history(Awaited::Gate(GateSpec::before_touching(1)), t0);
+        assert_eq!(
+            judge(&mut h, &one_follower_down(kind), t0),
+            Verdict::Pass { leader: 3 }
+        );
+    }
+    // Still: the others must be synced...
+    let mut h = history(Awaited::Gate(GateSpec::before_touching(1)), t0);
+    let unsynced = obs(vec![
+        down(1, FailureKind::Unreachable),
+        follower(2, z(1, 7)),
+        leader(3, z(1, 7), 0, 1),
+    ]);
+    let Verdict::Wait { report, .. } = judge(&mut h, &unsynced, t0) else {
+        panic!("a follower not synced waits");
+    };
+    assert!(keys(&report).contains(&(Check::VotersSynced, Some(3))));
+    // ...and a second server down is no quorum to touch anything with.
+    let mut h = history(Awaited::Gate(GateSpec::before_touching(1)), t0);
+    let two_down = obs(vec![
+        down(1, FailureKind::Unreachable),
+        down(2, FailureKind::Unreachable),
+        leader(3, z(1, 7), 0, 0),
+    ]);
+    assert!(matches!(judge(&mut h, &two_down, t0), Verdict::Wait { .. }));
+}
+
+#[test]
 fn a_check_clearing_into_a_new_state_is_progress_and_flapping_is_not() {
     let t0 = Instant::now();
     let mut h = history(Awaited::Gate(GateSpec::before_touching(2)), t0);

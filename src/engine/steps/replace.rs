@@ -541,8 +541,13 @@ async fn check_pod(ctx: &Ctx, action: &Action, id: ServerId) -> Result<Observed,
     })
 }
 
-/// One observation: the server is asked at its Pod's IP, serves as a
-/// voting member, and the leader counts every voter synced.
+/// How many observations the check of `replace/synced/N` takes, a poll
+/// interval apart, looking for server N at the leader's zxid.
+const SYNCED_CHECK_SAMPLES: u32 = 10;
+
+/// The server is asked at its Pod's IP, serves as a voting member, and
+/// either the leader counts every voter synced, or (see below) the server
+/// itself is at the leader's zxid.
 async fn check_synced(ctx: &Ctx, action: &Action, id: ServerId) -> Result<Observed, StepError> {
     let ordinals = pod::pinned_ordinals(ctx, action).await?;
     let name = pod::pod_name(&ordinals, ctx, id)?;
@@ -552,41 +557,48 @@ async fn check_synced(ctx: &Ctx, action: &Action, id: ServerId) -> Result<Observ
     let Some(ip) = pod.status.and_then(|s| s.pod_ip) else {
         return Ok(Observed::Needed);
     };
-    let observation = ctx.observe().await?;
     let key = u64::from(id.get());
-    let asked_at_pod = observation
-        .servers
-        .iter()
-        .any(|e| e.id == key && e.address.starts_with(&format!("{ip}:")));
-    let voting = observation
-        .observation(key)
-        .is_some_and(|o| o.srvr.mode.is_voting_member());
-    let Some(leader) = observation.leader() else {
-        return Ok(Observed::Needed);
-    };
-    if !(asked_at_pod && voting) {
-        return Ok(Observed::Needed);
-    }
-    let mode = observation
-        .observation(key)
-        .map(|o| o.srvr.mode.as_str().to_string())
-        .unwrap_or_default();
-    if observation.all_voters_synced() {
-        return Ok(Observed::Done(format!(
-            "server {id} serves as {mode} in Pod {name} ({ip}); leader {leader} counts every voter synced"
-        )));
-    }
-    // Checked again on a resume after the next server's replacement began
-    // (its host fenced, its Pod not yet synced), not every voter can be
-    // synced, and waiting for it here would wait forever. This action is
-    // about server `id`: its own sync with the leader is its effect. The
-    // next disruptive action still passes the quorum-first gate, which
-    // asks for every voter synced (DESIGN section 2).
-    if observation.zxid_lag(key) == Some(0) {
-        return Ok(Observed::Done(format!(
-            "server {id} serves as {mode} in Pod {name} ({ip}) with leader {leader}'s zxid; \
-             not every voter is synced now, which the next disruptive action's gate waits for"
-        )));
+    for sample in 1..=SYNCED_CHECK_SAMPLES {
+        let observation = ctx.observe().await?;
+        let asked_at_pod = observation
+            .servers
+            .iter()
+            .any(|e| e.id == key && e.address.starts_with(&format!("{ip}:")));
+        let voting = observation
+            .observation(key)
+            .is_some_and(|o| o.srvr.mode.is_voting_member());
+        let Some(leader) = observation.leader() else {
+            return Ok(Observed::Needed);
+        };
+        if !(asked_at_pod && voting) {
+            return Ok(Observed::Needed);
+        }
+        let mode = observation
+            .observation(key)
+            .map(|o| o.srvr.mode.as_str().to_string())
+            .unwrap_or_default();
+        if observation.all_voters_synced() {
+            return Ok(Observed::Done(format!(
+                "server {id} serves as {mode} in Pod {name} ({ip}); leader {leader} counts every voter synced"
+            )));
+        }
+        // Checked again on a resume after the next server's replacement
+        // began (its host fenced, its Pod not yet synced), not every voter
+        // can be synced, and waiting for that here would wait forever. This
+        // action is about server `id`: its own sync with the leader is its
+        // effect. The next disruptive action still passes the quorum-first
+        // gate, which asks for every voter synced (DESIGN section 2). Under
+        // load the servers' zxids are read a moment apart, so a synced
+        // follower can look a few transactions behind: look again.
+        if observation.zxid_lag(key) == Some(0) {
+            return Ok(Observed::Done(format!(
+                "server {id} serves as {mode} in Pod {name} ({ip}) with leader {leader}'s zxid; \
+                 not every voter is synced now, which the next disruptive action's gate waits for"
+            )));
+        }
+        if sample < SYNCED_CHECK_SAMPLES {
+            tokio::time::sleep(ctx.plan.policy.poll_interval).await;
+        }
     }
     Ok(Observed::Needed)
 }

@@ -132,11 +132,16 @@ fn fail(
 
 /// Every voter answers and serves as leader or follower.
 pub fn every_voter_serving() -> impl Condition {
-    |obs: &EnsembleObservation| {
+    every_voter_serving_but(None)
+}
+
+/// Every voter but `down` answers and serves as leader or follower.
+pub fn every_voter_serving_but(down: Option<u64>) -> impl Condition {
+    move |obs: &EnsembleObservation| {
         let voters = obs.voters();
         obs.servers
             .iter()
-            .filter(|e| voters.contains(&e.id))
+            .filter(|e| voters.contains(&e.id) && Some(e.id) != down)
             .filter_map(|e| {
                 let observed = match &e.outcome {
                     Err(f) => match f.kind {
@@ -202,7 +207,13 @@ pub fn exactly_one_leader() -> impl Condition {
 
 /// The leader reports all other voters synced and no sync pending.
 pub fn all_voters_synced() -> impl Condition {
-    |obs: &EnsembleObservation| {
+    all_voters_synced_but(None)
+}
+
+/// The leader reports every other voter but `down` synced, and no sync
+/// pending.
+pub fn all_voters_synced_but(down: Option<u64>) -> impl Condition {
+    move |obs: &EnsembleObservation| {
         let Some(leader) = obs.leader() else {
             return vec![fail(
                 Check::VotersSynced,
@@ -219,7 +230,8 @@ pub fn all_voters_synced() -> impl Condition {
                 "the leader's mntr",
             )];
         };
-        let expected = obs.voters().len().saturating_sub(1);
+        let left_out = usize::from(down.is_some_and(|d| d != leader));
+        let expected = obs.voters().len().saturating_sub(1 + left_out);
         let show = |v: Option<u64>| v.map_or("absent".to_string(), |n| n.to_string());
         let mut out = vec![];
         if m.synced_followers() != Some(expected as u64) {
@@ -227,7 +239,14 @@ pub fn all_voters_synced() -> impl Condition {
                 Check::VotersSynced,
                 Some(leader),
                 format!("zk_synced_followers {}", show(m.synced_followers())),
-                format!("zk_synced_followers {expected} (voters - 1)"),
+                if left_out == 0 {
+                    format!("zk_synced_followers {expected} (voters - 1)")
+                } else {
+                    format!(
+                        "zk_synced_followers {expected} (voters - 1, without server {})",
+                        down.unwrap_or_default()
+                    )
+                },
             ));
         }
         if m.pending_syncs() != Some(0) {
@@ -295,9 +314,16 @@ pub fn quorum_without(id: u64) -> impl Condition {
 /// DESIGN 2 "Quorum first": every voter serving, one leader, all synced, lag
 /// within `max_lag`.
 pub fn quorum_gate(max_lag: u64) -> impl Condition {
-    every_voter_serving()
+    quorum_gate_but(max_lag, None)
+}
+
+/// [`quorum_gate`] when server `down` is known not to serve: every other
+/// voter serving and synced. Before restarting a server that is down
+/// already (its restart failed, say), nothing more goes down.
+pub fn quorum_gate_but(max_lag: u64, down: Option<u64>) -> impl Condition {
+    every_voter_serving_but(down)
         .and(has_quorum())
         .and(exactly_one_leader())
-        .and(all_voters_synced())
+        .and(all_voters_synced_but(down))
         .and(lag_within(max_lag))
 }

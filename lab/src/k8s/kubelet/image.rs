@@ -136,6 +136,39 @@ pub fn resolve(image: &str) -> Result<ImageConfig, PullError> {
     })
 }
 
+/// The file that lists the images the registry has lost (`zklab fault
+/// image`): `{"missing": ["docker.io/library/zookeeper:3.8", ...]}`, by
+/// normalised reference.
+pub fn missing_file(layout: &crate::layout::Layout) -> std::path::PathBuf {
+    layout.faults_dir().join("images.json")
+}
+
+/// The references listed in [`missing_file`] (none when it is absent).
+pub fn missing(layout: &crate::layout::Layout) -> Vec<String> {
+    std::fs::read_to_string(missing_file(layout))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| {
+            v["missing"].as_array().map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
+}
+
+/// [`resolve`], unless the lab's registry has lost `image` (`zklab fault
+/// image --missing`): then the pull fails as for a repository that does
+/// not exist.
+pub fn pull(layout: &crate::layout::Layout, image: &str) -> Result<ImageConfig, PullError> {
+    let reference = normalise(image);
+    if missing(layout).contains(&reference) {
+        return Err(PullError { reference });
+    }
+    resolve(image)
+}
+
 /// A stable digest-shaped id per reference (the image has no real digest).
 fn fake_digest(reference: &str) -> String {
     // FNV-1a, widened: stable across runs, unlike std's RandomState.
@@ -210,6 +243,22 @@ mod tests {
             "localhost:5000/zookeeper:latest"
         );
         assert!(resolve("localhost:5000/zookeeper").is_err());
+    }
+
+    #[test]
+    fn an_image_the_registry_lost_fails_to_pull_until_restored() {
+        let layout =
+            crate::layout::Layout::new(&format!("imgt{}", std::process::id() % 100_000)).unwrap();
+        let _ = std::fs::remove_dir_all(&layout.root);
+        assert!(pull(&layout, "zookeeper:3.8").is_ok());
+        crate::fault::set_image_missing(&layout, "zookeeper:3.8", true).unwrap();
+        let e = pull(&layout, "zookeeper:3.8").unwrap_err();
+        assert_eq!(e.reference, "docker.io/library/zookeeper:3.8");
+        // Only that tag is lost.
+        assert!(pull(&layout, "zookeeper:3.9").is_ok());
+        crate::fault::set_image_missing(&layout, "docker.io/library/zookeeper:3.8", false).unwrap();
+        assert!(pull(&layout, "zookeeper:3.8").is_ok());
+        std::fs::remove_dir_all(&layout.root).unwrap();
     }
 
     #[test]

@@ -122,6 +122,7 @@ impl PodWorker {
         let (base, max) = (self.ctx.cfg.backoff_base, self.ctx.cfg.backoff_max);
         let pod_ref = format!("{}_{}({})", self.name, self.namespace, self.uid);
         let pod_name = self.name.clone();
+        let layout = self.ctx.cfg.layout.clone();
         let now = Instant::now();
         let slot = self.slot(init, i);
         if slot.stopping || slot.next_try.is_some_and(|t| now < t) {
@@ -174,7 +175,7 @@ impl PodWorker {
                 );
                 return;
             }
-            match image::resolve(&name) {
+            match image::pull(&layout, &name) {
                 Ok(img) => {
                     slot.status.image = img.reference.clone();
                     slot.status.image_id = img.id.clone();
