@@ -5,6 +5,7 @@ import datetime
 import json
 import os
 import platform
+import subprocess
 import sys
 
 result_file, elapsed, doc = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -12,11 +13,13 @@ runs = [json.loads(line) for line in open(result_file) if line.strip()]
 if not runs:
     sys.exit("crash matrix: no result was written")
 
+commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
+                        text=True).stdout.strip() or "unknown"
 mem_kib = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal"))
 lines = [
     f"Last run: {datetime.date.today().isoformat()}, `scripts/crash-matrix.sh`, "
     f"{elapsed // 60} min {elapsed % 60} s on {os.cpu_count()} cores, "
-    f"{mem_kib // (1024 * 1024)} GiB ({platform.machine()}).",
+    f"{mem_kib // (1024 * 1024)} GiB ({platform.machine()}), commit {commit}.",
     "",
     "| target | boundaries crashed at, then resumed | passed | acked | lost | elections | ephemeral survived | sessions expired | time |",
     "|---|---|---|---|---|---|---|---|---|",
