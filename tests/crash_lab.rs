@@ -16,7 +16,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::{Lab, text};
+use common::{FINISH, Lab, text};
 use zklab::topology::Target;
 use zkmigrate::failpoint::selects;
 
@@ -85,14 +85,7 @@ fn crash_everywhere(name: &str, target: Target) {
         &ledger,
         &only,
         &[
-            "step",
-            "-f",
-            &plan,
-            "--all",
-            "--yes",
-            "--resume",
-            "--confirm",
-            "clients",
+            "step", "-f", &plan, FINISH[0], FINISH[1], FINISH[2], FINISH[3], FINISH[4],
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

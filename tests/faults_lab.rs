@@ -16,7 +16,6 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{FINISH, Lab, text};
-use zklab::layout::Machine;
 use zklab::topology::Target;
 
 fn name(prefix: &str) -> String {
@@ -51,20 +50,12 @@ fn step_with_fault_at(lab: &Lab, boundary: &str, args: &[&str], fault: impl FnOn
     child.wait_with_output().unwrap()
 }
 
-/// `srvr` from the operator machine to server `k` on its host.
-fn srvr(lab: &Lab, k: u8) -> Option<String> {
-    zklab::netns::four_letter_word(
-        &lab.layout.ns(Machine::Ops),
-        std::net::SocketAddr::new(Machine::Host(k).addr().into(), 2181),
-        "srvr",
-    )
-}
-
 /// The servers on hosts that serve now (leader or follower), by `srvr`.
 fn serving_hosts(lab: &Lab) -> Vec<u8> {
     (1..=lab.state.servers)
         .filter(|&k| {
-            srvr(lab, k).is_some_and(|s| s.contains("Mode: leader") || s.contains("Mode: follower"))
+            lab.srvr_on_host(k)
+                .is_some_and(|s| s.contains("Mode: leader") || s.contains("Mode: follower"))
         })
         .collect()
 }

@@ -6,42 +6,18 @@
 
 mod common;
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
-
 use common::{FINISH, Lab, text};
 use zklab::topology::Target;
 
 /// Starts `step --all` and SIGKILLs it once `action` is journaled as
-/// intended (running). The child is `ip netns exec` exec'ing `env` exec'ing
-/// zkmigrate: one process, so its pid is zkmigrate's.
+/// intended (running).
 fn kill_during(lab: &Lab, action: &str) {
-    let plan = lab.plan();
-    let mut child = lab
-        .command(&[
-            "step",
-            "-f",
-            &plan,
-            "--all",
-            "--yes",
-            "--resume",
-            "--confirm",
-            "clients",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(240);
-    while !lab.actions_with("intent").iter().any(|a| a == action) {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("zkmigrate ended ({status}) before {action} started");
-        }
-        assert!(Instant::now() < deadline, "{action} never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    lab.kill_step_once(&format!("{action} started"), |lab| {
+        lab.actions_with("intent")
+            .iter()
+            .any(|a| a == action)
+            .then_some(())
+    });
 }
 
 fn migrate_with_a_kill_during(name: &str, action: &str) {

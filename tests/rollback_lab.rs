@@ -5,9 +5,6 @@
 
 mod common;
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
-
 use common::{Lab, text};
 use zklab::topology::Target;
 
@@ -22,38 +19,11 @@ fn rollback_after_one_server_was_replaced_returns_it_to_its_host_healthy() {
     lab.through_clients_moving_the_workload();
 
     // Run on into replace and stop it once the first server is replaced.
-    let mut child = lab
-        .command(&[
-            "step",
-            "-f",
-            &plan,
-            "--all",
-            "--yes",
-            "--resume",
-            "--confirm",
-            "clients",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let replaced = loop {
-        if let Some(id) = lab
-            .actions_with("done")
+    let replaced = lab.kill_step_once("a server was replaced", |lab| {
+        lab.actions_with("done")
             .into_iter()
             .find(|id| id.starts_with("replace/synced/"))
-        {
-            break id;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("zkmigrate ended ({status}) before a server was replaced");
-        }
-        assert!(Instant::now() < deadline, "no server was replaced");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    child.kill().unwrap();
-    child.wait().unwrap();
+    });
     let server: u8 = replaced.rsplit('/').next().unwrap().parse().unwrap();
 
     let out = lab.zkmigrate(&["rollback", "-f", &plan, "--to", "peers", "--yes"]);

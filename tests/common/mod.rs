@@ -87,10 +87,43 @@ impl Lab {
 
     /// `zkmigrate step -f PLAN ARGS`.
     pub fn step(&self, args: &[&str]) -> Output {
+        self.step_command(args).output().unwrap()
+    }
+
+    /// The command of `zkmigrate step -f PLAN ARGS`, to run or to spawn.
+    pub fn step_command(&self, args: &[&str]) -> Command {
         let plan = self.plan();
         let mut all = vec!["step", "-f", &plan];
         all.extend_from_slice(args);
-        self.zkmigrate(&all)
+        self.command(&all)
+    }
+
+    /// Starts `step` with [`FINISH`] and SIGKILLs it as soon as `seen`
+    /// finds what it looks for in the lab (polled every 20 ms, at most
+    /// 300 s); returns that. The child is `ip netns exec` exec'ing `env`
+    /// exec'ing zkmigrate: one process, so the signal is zkmigrate's.
+    pub fn kill_step_once<T>(&self, what: &str, mut seen: impl FnMut(&Lab) -> Option<T>) -> T {
+        use std::time::{Duration, Instant};
+        let mut child = self
+            .step_command(&FINISH)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let found = loop {
+            if let Some(found) = seen(self) {
+                break found;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("zkmigrate ended ({status}) before {what}");
+            }
+            assert!(Instant::now() < deadline, "never: {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        found
     }
 
     /// `zklab ARGS --name LAB`, asserting success; its stdout.
@@ -254,12 +287,17 @@ impl Lab {
     /// The server that leads now, from `srvr` on each host.
     pub fn leader_on_hosts(&self) -> Option<u8> {
         (1..=self.state.servers).find(|&k| {
-            zklab::netns::four_letter_word(
-                &self.layout.ns(Machine::Ops),
-                std::net::SocketAddr::new(Machine::Host(k).addr().into(), 2181),
-                "srvr",
-            )
-            .is_some_and(|srvr| srvr.contains("Mode: leader"))
+            self.srvr_on_host(k)
+                .is_some_and(|s| s.contains("Mode: leader"))
         })
+    }
+
+    /// `srvr` from the operator machine to server `k` on its host.
+    pub fn srvr_on_host(&self, k: u8) -> Option<String> {
+        zklab::netns::four_letter_word(
+            &self.layout.ns(Machine::Ops),
+            std::net::SocketAddr::new(Machine::Host(k).addr().into(), 2181),
+            "srvr",
+        )
     }
 }
