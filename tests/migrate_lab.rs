@@ -7,7 +7,8 @@
 //! target x leader). Each ends with every server a Pod with its original
 //! myid, host services disabled, no hand-made slice left, `status` all done;
 //! and the workload's report: nothing lost, the ephemeral znode kept, no
-//! session expired, at most two leader elections.
+//! session expired, at most two leader elections; and `kubectl describe
+//! svc zk-N` lists an Event for each of that server's actions.
 
 mod common;
 
@@ -51,6 +52,30 @@ fn migrate_completely(name: &str, servers: u8, target: Target, leader: u8) {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
     lab.assert_migrated();
+    // `kubectl describe svc zk-N` tells each server's migration, action
+    // by action (issue 7, item 6).
+    for id in 1..=servers {
+        lab.assert_history(
+            id,
+            &[
+                "StepStarted",
+                "ServiceApplied",
+                "HostSliceApplied",
+                "RouteVerified",
+                "ClientsConfirmed",
+                "ResolutionVerified",
+                "PeersConfigRewritten",
+                "PeersServerRestarted",
+                "PodConfigApplied",
+                "HostFenced",
+                "SwitchedToPod",
+                "PodStarted",
+                "PodSynced",
+                "EndStateVerified",
+                "StepDone",
+            ],
+        );
+    }
     let report = lab.final_report();
     assert_eq!(report["lost"], 0, "{report}");
     assert_eq!(report["ephemeral_survived"], true, "{report}");

@@ -51,6 +51,9 @@ fn rollback_after_one_server_was_replaced_returns_it_to_its_host_healthy() {
         format!("10.77.0.{}", 10 + server)
     );
 
+    // The Service's Events tell the way back.
+    lab.assert_history(server, &["PodStopped", "SwitchedToHost", "HostRestored"]);
+
     // Healthy: every voter on its host, synced.
     let status = lab.zkmigrate(&["status", "-f", &plan, "-o", "json"]);
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();

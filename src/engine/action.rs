@@ -179,6 +179,58 @@ impl Action {
         )
     }
 
+    /// The reason of the Event recorded on the server's Service once the
+    /// action is done (UpperCamelCase, as Kubernetes reasons are): what
+    /// `kubectl describe svc` lists as the migration's history.
+    pub fn done_reason(&self) -> &'static str {
+        use Action::*;
+        match self {
+            CheckEnsemble => "EnsembleChecked",
+            CheckMembership => "MembershipChecked",
+            CheckMyid { .. } => "MyidChecked",
+            CheckConfig { .. } => "ConfigChecked",
+            CheckVersion => "VersionChecked",
+            CheckWords => "WordsChecked",
+            CheckCluster => "ClusterChecked",
+            CheckNetwork { .. } => "NetworkChecked",
+            ApplyService { .. } => "ServiceApplied",
+            ApplyHostSlice { .. } => "HostSliceApplied",
+            VerifyRoute { .. } => "RouteVerified",
+            ShowConnectionString => "ConnectionStringShown",
+            ClientInventory => "ClientsListed",
+            AwaitClientsConfirmed => "ClientsConfirmed",
+            VerifyResolution => "ResolutionVerified",
+            RewriteConfig { .. } => "PeersConfigRewritten",
+            RestartServer { .. } => "PeersServerRestarted",
+            PinOrdinals => "OrdinalsPinned",
+            ApplyPodConfig => "PodConfigApplied",
+            ApplyDisruptionBudget => "DisruptionBudgetApplied",
+            FenceHost { .. } => "HostFenced",
+            SwitchServiceToPod { .. } => "SwitchedToPod",
+            StartPod { .. } => "PodStarted",
+            AwaitPodSynced { .. } => "PodSynced",
+            VerifyEndState => "EndStateVerified",
+        }
+    }
+
+    /// The reason of the Event recorded when a rollback undid the action.
+    pub fn undone_reason(&self) -> &'static str {
+        use Action::*;
+        match self {
+            ApplyService { .. } => "ServiceDeleted",
+            ApplyHostSlice { .. } => "HostSliceDeleted",
+            RewriteConfig { .. } => "PeersConfigRestored",
+            RestartServer { .. } => "RestartedOnOldConfig",
+            PinOrdinals => "OrdinalsUnpinned",
+            ApplyPodConfig => "PodConfigDeleted",
+            ApplyDisruptionBudget => "DisruptionBudgetDeleted",
+            FenceHost { .. } => "HostRestored",
+            SwitchServiceToPod { .. } => "SwitchedToHost",
+            StartPod { .. } => "PodStopped",
+            _ => "ActionUndone",
+        }
+    }
+
     /// One line for the operator.
     pub fn describe(&self) -> String {
         use Action::*;
@@ -273,6 +325,58 @@ mod tests {
         assert!(Action::FenceHost { server: id(1) }.disrupts());
         assert!(!Action::ApplyService { server: id(1) }.disrupts());
         assert!(!Action::StartPod { server: id(1) }.disrupts());
+    }
+
+    /// One of each kind of action.
+    fn every_kind() -> Vec<Action> {
+        use Action::*;
+        let s = id(1);
+        vec![
+            CheckEnsemble,
+            CheckMembership,
+            CheckMyid { server: s },
+            CheckConfig { server: s },
+            CheckVersion,
+            CheckWords,
+            CheckCluster,
+            CheckNetwork { server: s },
+            ApplyService { server: s },
+            ApplyHostSlice { server: s },
+            VerifyRoute { server: s },
+            ShowConnectionString,
+            ClientInventory,
+            AwaitClientsConfirmed,
+            VerifyResolution,
+            RewriteConfig { server: s },
+            RestartServer { server: s },
+            PinOrdinals,
+            ApplyPodConfig,
+            ApplyDisruptionBudget,
+            FenceHost { server: s },
+            SwitchServiceToPod { server: s },
+            StartPod { server: s },
+            AwaitPodSynced { server: s },
+            VerifyEndState,
+        ]
+    }
+
+    #[test]
+    fn each_kind_of_action_has_its_own_event_reason_in_upper_camel_case() {
+        let kinds = every_kind();
+        let reasons: std::collections::BTreeSet<&str> =
+            kinds.iter().map(Action::done_reason).collect();
+        assert_eq!(reasons.len(), kinds.len(), "{reasons:?}");
+        for reason in kinds
+            .iter()
+            .flat_map(|a| [a.done_reason(), a.undone_reason()])
+        {
+            assert!(
+                reason.starts_with(|c: char| c.is_ascii_uppercase())
+                    && reason.chars().all(|c| c.is_ascii_alphanumeric())
+                    && reason.len() <= 128,
+                "{reason}"
+            );
+        }
     }
 
     #[test]

@@ -15,12 +15,15 @@
 //! - [`context`]: what actions run with ([`context::Ctx`]) and the steps'
 //!   error, which decides the exit code.
 //! - [`steps`]: one module per step: check, apply, verify, undo.
+//! - [`events`]: the Kubernetes Events each action leaves on its server's
+//!   Service.
 //! - [`run`]: the loop: journal intent, apply, verify, journal done.
 //! - [`rollback`]: undo begun steps newest first, through each step's `undo`.
 
 pub mod action;
 pub mod build;
 pub mod context;
+pub mod events;
 pub mod gate;
 pub mod rollback;
 pub mod run;

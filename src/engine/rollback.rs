@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 
 use super::action::Action;
 use super::context::{Ctx, StepError};
+use super::events;
 use super::steps;
 use crate::exit::Exit;
 use crate::journal::{ActionStatus, LockedJournal, StepStatus};
@@ -58,6 +59,7 @@ pub async fn rollback(
             eprintln!("<- {id:<28} undo: {}", action.describe());
             steps::undo(ctx, &action).await?;
             journal.record_undone(&id, None).map_err(journal_err)?;
+            events::undone(ctx, &action).await;
         }
         journal
             .set_step_status(step, StepStatus::RolledBack)

@@ -21,6 +21,7 @@ use tracing::Instrument;
 use super::action::Action;
 use super::build;
 use super::context::{Ctx, Observed, StepError};
+use super::events;
 use super::steps;
 use super::world::World;
 use crate::exit::Exit;
@@ -124,6 +125,7 @@ async fn run_step(ctx: &Ctx, journal: &mut LockedJournal, step: StepName) -> Res
             .set_step_status(step, StepStatus::Running)
             .map_err(journal_err)?;
         failpoint::boundary(|| format!("step/{step}@running")).await;
+        events::step(ctx, step, false).await;
         let actions = planned_actions(ctx, step).await?;
         let (global, per_server): (Vec<Action>, Vec<Action>) = actions.into_iter().partition(|a| {
             a.server().is_none() || step == StepName::Preflight || step == StepName::Services
@@ -154,6 +156,7 @@ async fn run_step(ctx: &Ctx, journal: &mut LockedJournal, step: StepName) -> Res
                     .set_step_status(step, StepStatus::Done)
                     .map_err(journal_err)?;
                 failpoint::boundary(|| format!("step/{step}@done")).await;
+                events::step(ctx, step, true).await;
                 eprintln!("== step {step} done");
                 Ok(())
             }
@@ -198,72 +201,102 @@ async fn next_server(
         .unwrap_or(left[0]))
 }
 
+/// Runs one action, and leaves its Event on its server's Service: done, or
+/// why it stopped (a halt at the gate included).
 async fn run_action(
     ctx: &Ctx,
     journal: &mut LockedJournal,
     action: &Action,
 ) -> Result<(), StepError> {
-    let id = action.id();
-    let span =
-        tracing::info_span!("action", id = %id, server_id = action.server().map(|s| s.get()));
+    let span = tracing::info_span!(
+        "action",
+        id = %action.id(),
+        server_id = action.server().map(|s| s.get())
+    );
     async {
-        match steps::check(ctx, action).await? {
-            Observed::Done(seen) => {
-                if journal.journal().action(&id).map(|a| a.status) != Some(ActionStatus::Done) {
-                    journal.record_intent(&id).map_err(journal_err)?;
-                    failpoint::boundary(|| format!("{id}@intent")).await;
-                    journal
-                        .record_done(&id, Some(format!("already: {seen}")))
-                        .map_err(journal_err)?;
-                    failpoint::boundary(|| format!("{id}@done")).await;
-                }
-                tracing::info!(%seen, "already done");
-                eprintln!("   {id:<28} already done: {seen}");
-                return Ok(());
-            }
-            Observed::Needed => {}
-        }
-        if action.disrupts() {
-            let server = action.server().expect("disruptive actions name a server");
-            confirm(ctx, action).await?;
-            let passed = ctx
-                .gate(server, matches!(action, Action::FenceHost { .. }))
-                .await?;
-            tracing::info!(
-                leader = passed.leader,
-                waited_ms = passed.waited.as_millis() as u64,
-                "gate passed"
-            );
-        }
-        eprintln!("-> {id:<28} {}", action.describe());
-        journal.record_intent(&id).map_err(journal_err)?;
-        failpoint::boundary(|| format!("{id}@intent")).await;
-        let outcome = async {
-            steps::apply(ctx, action).await?;
-            failpoint::boundary(|| format!("{id}@applied")).await;
-            steps::verify(ctx, action).await
-        }
-        .await;
-        match outcome {
-            Ok(seen) => {
-                journal
-                    .record_done(&id, Some(seen.clone()))
-                    .map_err(journal_err)?;
-                failpoint::boundary(|| format!("{id}@done")).await;
-                tracing::info!(%seen, "done");
-                eprintln!("   {id:<28} done: {seen}");
+        match check_and_apply(ctx, journal, action).await {
+            Ok(Some(seen)) => {
+                events::done(ctx, action, &seen).await;
                 Ok(())
             }
+            Ok(None) => Ok(()),
             Err(e) => {
-                if !matches!(e, StepError::AwaitingConfirm { .. }) {
-                    let _ = journal.record_failed(&id, e.to_string());
-                }
-                Err(with_next_steps(ctx, &id, e))
+                events::stopped(ctx, action, &e).await;
+                Err(e)
             }
         }
     }
     .instrument(span)
     .await
+}
+
+/// check, gate, journal intent, apply, verify, journal done. `Some(seen)`
+/// when the journal records the action done now, `None` when it already
+/// did.
+async fn check_and_apply(
+    ctx: &Ctx,
+    journal: &mut LockedJournal,
+    action: &Action,
+) -> Result<Option<String>, StepError> {
+    let id = action.id();
+    match steps::check(ctx, action).await? {
+        Observed::Done(seen) => {
+            tracing::info!(%seen, "already done");
+            eprintln!("   {id:<28} already done: {seen}");
+            if journal.journal().action(&id).map(|a| a.status) == Some(ActionStatus::Done) {
+                return Ok(None);
+            }
+            // Done, but not journaled so (a confirmation given now, or an
+            // effect applied before a crash): journal it, and tell.
+            let seen = format!("already: {seen}");
+            journal.record_intent(&id).map_err(journal_err)?;
+            failpoint::boundary(|| format!("{id}@intent")).await;
+            journal
+                .record_done(&id, Some(seen.clone()))
+                .map_err(journal_err)?;
+            failpoint::boundary(|| format!("{id}@done")).await;
+            return Ok(Some(seen));
+        }
+        Observed::Needed => {}
+    }
+    if action.disrupts() {
+        let server = action.server().expect("disruptive actions name a server");
+        confirm(ctx, action).await?;
+        let passed = ctx
+            .gate(server, matches!(action, Action::FenceHost { .. }))
+            .await?;
+        tracing::info!(
+            leader = passed.leader,
+            waited_ms = passed.waited.as_millis() as u64,
+            "gate passed"
+        );
+    }
+    eprintln!("-> {id:<28} {}", action.describe());
+    journal.record_intent(&id).map_err(journal_err)?;
+    failpoint::boundary(|| format!("{id}@intent")).await;
+    let outcome = async {
+        steps::apply(ctx, action).await?;
+        failpoint::boundary(|| format!("{id}@applied")).await;
+        steps::verify(ctx, action).await
+    }
+    .await;
+    match outcome {
+        Ok(seen) => {
+            journal
+                .record_done(&id, Some(seen.clone()))
+                .map_err(journal_err)?;
+            failpoint::boundary(|| format!("{id}@done")).await;
+            tracing::info!(%seen, "done");
+            eprintln!("   {id:<28} done: {seen}");
+            Ok(Some(seen))
+        }
+        Err(e) => {
+            if !matches!(e, StepError::AwaitingConfirm { .. }) {
+                let _ = journal.record_failed(&id, e.to_string());
+            }
+            Err(with_next_steps(ctx, &id, e))
+        }
+    }
 }
 
 /// DESIGN 2, "nothing silent": a failure that does not already say how to

@@ -166,6 +166,45 @@ impl Lab {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// `kubectl describe service zk-ID`, as an operator reads the
+    /// migration's history of that server (its Events).
+    pub fn describe_service(&self, id: u8) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.layout.ns(Machine::Ops)])
+            .args(["kubectl", "--kubeconfig", &self.state.kubeconfig])
+            .args([
+                "describe",
+                "service",
+                &format!("zk-{id}"),
+                "-n",
+                "zookeeper",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "kubectl describe: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Asserts that `kubectl describe service zk-ID` lists an Event with
+    /// each of `reasons` (the Events table's Reason column).
+    pub fn assert_history(&self, id: u8, reasons: &[&str]) {
+        let described = self.describe_service(id);
+        let events = described
+            .split_once("Events:")
+            .map(|(_, events)| events)
+            .unwrap_or_else(|| panic!("no Events in describe of zk-{id}:\n{described}"));
+        let listed: Vec<&str> = events
+            .lines()
+            .filter_map(|line| line.split_whitespace().nth(1))
+            .collect();
+        for reason in reasons {
+            assert!(
+                listed.contains(reason),
+                "zk-{id}: no {reason} Event in `kubectl describe`:\n{described}"
+            );
+        }
+    }
+
     /// The journal as it is on disk now (null when absent or mid-write).
     pub fn journal(&self) -> serde_json::Value {
         let path = self

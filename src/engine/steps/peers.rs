@@ -415,14 +415,6 @@ async fn verify_rewrite(ctx: &Ctx, action: &Action, id: ServerId) -> Result<Stri
         });
     }
     let _ = session.close().await;
-    let svc = ctx.plan.service_name(id);
-    ctx.cluster
-        .record_event(
-            &svc,
-            "PeersConfigRewritten",
-            &format!("server {id}: config names the Services, quorumListenOnAllIPs=true"),
-        )
-        .await;
     Ok(shown.join("; "))
 }
 
@@ -549,14 +541,10 @@ async fn verify_restart(ctx: &Ctx, action: &Action, id: ServerId) -> Result<Stri
         Some(_) => "its membership names the Services",
         None => "membership not printed (3.4)",
     };
-    let svc = ctx.plan.service_name(id);
     let msg = format!(
         "server {id} restarted, serving and synced (leader {}); {on_services}",
         passed.leader
     );
-    ctx.cluster
-        .record_event(&svc, "PeersServerRestarted", &msg)
-        .await;
     tracing::info!(leader = passed.leader, "server restarted and synced");
     Ok(msg)
 }

@@ -79,50 +79,19 @@ pub async fn apply(ctx: &Ctx, action: &Action) -> Result<(), StepError> {
         }
         Action::FenceHost { server } => {
             host::fence(ctx, action, *server).await?;
-            event(
-                ctx,
-                *server,
-                "HostFenced",
-                "host ZooKeeper disabled, stopped, ports closed, myid moved aside",
-            )
-            .await;
             Ok(())
         }
         Action::SwitchServiceToPod { server } => {
             pod::switch_service_to_pod(ctx, action, *server).await?;
-            event(
-                ctx,
-                *server,
-                "SwitchedToPod",
-                "selector set to the Pod; zkmigrate's host EndpointSlice deleted",
-            )
-            .await;
             Ok(())
         }
         Action::StartPod { server } => {
             pod::start_pod(ctx, action, *server).await?;
-            event(
-                ctx,
-                *server,
-                "PodStarted",
-                "the Pod of this server was created",
-            )
-            .await;
             Ok(())
         }
         Action::AwaitPodSynced { server } => {
             pod::await_pod_published(ctx, action, *server).await?;
-            let passed = ctx.await_synced(*server).await?;
-            event(
-                ctx,
-                *server,
-                "PodSynced",
-                &format!(
-                    "the Pod serves and the leader (server {}) counts it synced",
-                    passed.leader
-                ),
-            )
-            .await;
+            ctx.await_synced(*server).await?;
             Ok(())
         }
         other => Err(not_mine(other)),
@@ -193,13 +162,6 @@ pub async fn undo(ctx: &Ctx, action: &Action) -> Result<(), StepError> {
         Action::StartPod { server } => pod::stop_pod(ctx, action, *server).await,
         Action::SwitchServiceToPod { server } => {
             pod::switch_service_to_host(ctx, action, *server).await?;
-            event(
-                ctx,
-                *server,
-                "SwitchedToHost",
-                "selector removed; host EndpointSlice applied again",
-            )
-            .await;
             Ok(())
         }
         Action::FenceHost { server } => {
@@ -219,13 +181,6 @@ pub async fn undo(ctx: &Ctx, action: &Action) -> Result<(), StepError> {
             }
             host::unfence(ctx, *server).await?;
             ctx.await_synced(*server).await?;
-            event(
-                ctx,
-                *server,
-                "HostRestored",
-                "myid back, host ZooKeeper enabled, started and synced",
-            )
-            .await;
             Ok(())
         }
         Action::ApplyDisruptionBudget => {
@@ -259,14 +214,6 @@ fn not_mine(action: &Action) -> StepError {
         "run {}: it is not an action of step replace",
         action.id()
     ))
-}
-
-/// Best effort: an Event on the server's Service.
-async fn event(ctx: &Ctx, id: ServerId, reason: &str, message: &str) {
-    let _ = ctx
-        .cluster
-        .record_event(&ctx.plan.service_name(id), reason, message)
-        .await;
 }
 
 /// Undoing what every Pod runs on (ordinals, config) waits for the Pods to

@@ -51,13 +51,6 @@ pub async fn apply(ctx: &Ctx, action: &Action) -> Result<(), StepError> {
         Action::VerifyRoute { server } => {
             let seen = await_route(ctx, action, *server).await?;
             tracing::info!(server_id = server.get(), "{seen}");
-            ctx.cluster
-                .record_event(
-                    &ctx.plan.service_name(*server),
-                    "RouteVerified",
-                    &format!("zkmigrate: {seen}"),
-                )
-                .await;
             Ok(())
         }
         other => Err(not_mine(other)),
@@ -289,13 +282,6 @@ async fn apply_service(ctx: &Ctx, action: &Action, id: ServerId) -> Result<(), S
         .and_then(|s| s.cluster_ip)
         .unwrap_or_else(|| "-".into());
     tracing::info!(server_id = id.get(), service = %name, cluster_ip = %ip, "Service applied");
-    ctx.cluster
-        .record_event(
-            &name,
-            "ServiceApplied",
-            &format!("zkmigrate: Service for server {id}, ClusterIP {ip}, no selector"),
-        )
-        .await;
     Ok(())
 }
 
@@ -343,15 +329,7 @@ async fn apply_slice(ctx: &Ctx, action: &Action, id: ServerId) -> Result<(), Ste
     ctx.cluster
         .apply(&manifests::host_slice(&ctx.plan, id, address)?)
         .await?;
-    let service = ctx.plan.service_name(id);
     tracing::info!(server_id = id.get(), slice = %name, %address, "host EndpointSlice applied");
-    ctx.cluster
-        .record_event(
-            &service,
-            "HostSliceApplied",
-            &format!("zkmigrate: EndpointSlice {name} points the Service at host {address}"),
-        )
-        .await;
     Ok(())
 }
 
