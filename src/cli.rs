@@ -204,6 +204,25 @@ pub struct InitArgs {
     /// The user zkmigrate logs in as over ssh; default: yours ($USER).
     #[arg(long, value_name = "USER", value_parser = parse_ssh_user)]
     pub ssh_user: Option<String>,
+    /// The ssh key zkmigrate logs in with (`identityFile`); default: left
+    /// to ssh (its config, an agent).
+    #[arg(long, value_name = "FILE")]
+    pub ssh_identity_file: Option<String>,
+    /// An ssh option, `Key=value` (passed as `-o`); repeat for more.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_ssh_option)]
+    pub ssh_option: Vec<String>,
+    /// The path of zoo.cfg on every host (`conf` does not report it);
+    /// default: Debian's, /etc/zookeeper/conf/zoo.cfg, marked CHECK.
+    #[arg(long, value_name = "PATH", value_parser = parse_absolute_path)]
+    pub config_path: Option<String>,
+    /// ZooKeeper runs as this systemd unit on the hosts; default:
+    /// `zookeeper` (Debian's package), marked CHECK.
+    #[arg(long, value_name = "UNIT", value_parser = parse_unit, conflicts_with = "service_script")]
+    pub systemd_unit: Option<String>,
+    /// ZooKeeper is managed by this script on the hosts, which takes
+    /// start, stop, restart, disable and enable.
+    #[arg(long, value_name = "PATH", value_parser = parse_absolute_path)]
+    pub service_script: Option<String>,
     /// The AdminServer's port (`admin.serverPort`), asked on the same host
     /// when a four-letter word is not whitelisted.
     #[arg(
@@ -232,6 +251,18 @@ fn parse_label(value: &str) -> Result<String, String> {
 
 fn parse_ssh_user(value: &str) -> Result<String, String> {
     scaffold::check_ssh_user(value)
+}
+
+fn parse_ssh_option(value: &str) -> Result<String, String> {
+    scaffold::check_ssh_option(value)
+}
+
+fn parse_absolute_path(value: &str) -> Result<String, String> {
+    scaffold::check_absolute_path(value)
+}
+
+fn parse_unit(value: &str) -> Result<String, String> {
+    scaffold::check_unit(value)
 }
 
 /// Arguments of `step`.

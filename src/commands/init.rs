@@ -28,7 +28,9 @@ use crate::cli::InitArgs;
 use crate::exit::Exit;
 use crate::observe::{ObservationFailure, ServerProbe};
 use crate::output::Printer;
-use crate::plan::scaffold::{self, Answer, Endpoint, Reply, ScaffoldError, Settings};
+use crate::plan::scaffold::{
+    self, Answer, Endpoint, Reply, ScaffoldError, ServiceManager, Settings,
+};
 
 /// How long each exchange with a server may take.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -81,10 +83,24 @@ pub async fn run(args: &InitArgs) -> Result<Exit, CommandError> {
             .into());
         }
     }
+    let service = match (&args.systemd_unit, &args.service_script) {
+        (_, Some(path)) => ServiceManager::Script { path: path.clone() },
+        (Some(unit), None) => ServiceManager::Systemd {
+            unit: unit.clone(),
+            given: true,
+        },
+        (None, None) => ServiceManager::default(),
+    };
     let settings = Settings {
-        name: args.name.clone().unwrap_or_else(|| args.namespace.clone()),
-        namespace: args.namespace.clone(),
-        ssh_user: args.ssh_user.clone().or_else(local_user),
+        identity_file: args.ssh_identity_file.clone(),
+        ssh_options: args.ssh_option.clone(),
+        config_path: args.config_path.clone(),
+        service,
+        ..Settings::new(
+            args.name.as_deref().unwrap_or(&args.namespace),
+            &args.namespace,
+            args.ssh_user.clone().or_else(local_user),
+        )
     };
     let mut endpoints: Vec<Endpoint> = Vec::new();
     for endpoint in &args.connect {

@@ -163,6 +163,53 @@ pub struct Settings {
     pub namespace: String,
     /// `ensemble.access.ssh.user`; `None` leaves it to ssh.
     pub ssh_user: Option<String>,
+    /// `ensemble.access.ssh.identityFile` (`--ssh-identity-file`).
+    pub identity_file: Option<String>,
+    /// `ensemble.access.ssh.options` (`--ssh-option`, repeated).
+    pub ssh_options: Vec<String>,
+    /// `ensemble.configPath` (`--config-path`); `None`: Debian's path,
+    /// marked CHECK.
+    pub config_path: Option<String>,
+    /// How the hosts manage ZooKeeper (`--systemd-unit`,
+    /// `--service-script`).
+    pub service: ServiceManager,
+}
+
+impl Settings {
+    /// The operator's name and namespace, everything else left to the
+    /// defaults (each marked CHECK in the plan).
+    pub fn new(name: &str, namespace: &str, ssh_user: Option<String>) -> Settings {
+        Settings {
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+            ssh_user,
+            identity_file: None,
+            ssh_options: Vec::new(),
+            config_path: None,
+            service: ServiceManager::default(),
+        }
+    }
+}
+
+/// How ZooKeeper is started and stopped on the hosts: the plan's
+/// `ensemble.service` commands follow from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceManager {
+    /// A systemd unit; `given` when it came from `--systemd-unit` rather
+    /// than the default (`zookeeper`, Debian's package).
+    Systemd { unit: String, given: bool },
+    /// A script taking `start|stop|restart|disable|enable`
+    /// (`--service-script`).
+    Script { path: String },
+}
+
+impl Default for ServiceManager {
+    fn default() -> Self {
+        ServiceManager::Systemd {
+            unit: "zookeeper".to_string(),
+            given: false,
+        }
+    }
 }
 
 /// Where the server list came from.
@@ -300,6 +347,49 @@ fn join_ids<T: fmt::Display>(ids: &[T]) -> String {
 /// A plan name or namespace from the command line: a DNS-1123 label.
 pub fn check_label(value: &str) -> Result<String, String> {
     formats::check_dns1123_label(value).map(|()| value.to_string())
+}
+
+/// An absolute path from the command line (`--config-path`,
+/// `--service-script`, `--ssh-identity-file` may also be relative to the
+/// operator's directory, so it has its own rule): no whitespace, which
+/// the commands built from it would split.
+pub fn check_absolute_path(value: &str) -> Result<String, String> {
+    if !value.starts_with('/') {
+        Err(format!("{value:?} is not an absolute path"))
+    } else if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Err(format!("{value:?} holds whitespace"))
+    } else {
+        Ok(value.to_string())
+    }
+}
+
+/// A systemd unit name from the command line: letters, digits and
+/// `:-_.@\`, as systemd allows, not starting with `-`.
+pub fn check_unit(value: &str) -> Result<String, String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || ":-_.@\\".contains(c);
+    if value.is_empty() || value.starts_with('-') || !value.chars().all(allowed) {
+        Err(format!(
+            "{value:?} is not a systemd unit name (letters, digits, :-_.@)"
+        ))
+    } else {
+        Ok(value.to_string())
+    }
+}
+
+/// An ssh `-o` option from the command line: `Key=value`, no whitespace.
+pub fn check_ssh_option(value: &str) -> Result<String, String> {
+    match value.split_once('=') {
+        Some((key, _))
+            if !key.is_empty()
+                && key.chars().all(|c| c.is_ascii_alphanumeric())
+                && !value.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+        {
+            Ok(value.to_string())
+        }
+        _ => Err(format!(
+            "{value:?} is not an ssh option as Key=value without spaces (e.g. StrictHostKeyChecking=yes)"
+        )),
+    }
 }
 
 /// An ssh user from the command line: the plan's rule for it (not empty,

@@ -11,7 +11,7 @@
 //! break the file with what it reports.
 
 use super::yaml::{Out, comment_safe, scalar};
-use super::{Membership, Scaffold, ScaffoldError, ServerSketch, join_ids};
+use super::{Membership, Scaffold, ScaffoldError, ServerSketch, ServiceManager, join_ids};
 use crate::plan::{self, ValidatedPlan};
 
 /// `kubernetes.target.storage.size` unless the data is large.
@@ -193,17 +193,28 @@ fn server_comment(server: &ServerSketch) -> String {
 }
 
 fn config_path(out: &mut Out, s: &Scaffold) {
-    out.comment(
-        2,
-        "CHECK: the path of zoo.cfg on every host; `conf` does not report it. This is the path of Debian's and Ubuntu's zookeeper package; the Apache tarball keeps it in its conf/ directory, Confluent's packages in /etc/kafka/zookeeper.properties.",
-    );
+    match &s.settings.config_path {
+        Some(_) => out.comment(
+            2,
+            "The path of zoo.cfg on every host, as given with --config-path (`conf` does not report it).",
+        ),
+        None => out.comment(
+            2,
+            "CHECK: the path of zoo.cfg on every host; `conf` does not report it. This is the path of Debian's and Ubuntu's zookeeper package; the Apache tarball keeps it in its conf/ directory, Confluent's packages in /etc/kafka/zookeeper.properties.",
+        ),
+    }
     if matches!(s.membership, Membership::FromConf { dynamic: true, .. }) {
         out.comment(
             2,
             "The server lines live in a dynamic file (dynamicConfigFile): configPath stays zoo.cfg, which names that file, and zkmigrate rewrites the file it names.",
         );
     }
-    out.field(2, "configPath", "/etc/zookeeper/conf/zoo.cfg", None);
+    let path = s
+        .settings
+        .config_path
+        .as_deref()
+        .unwrap_or("/etc/zookeeper/conf/zoo.cfg");
+    out.field(2, "configPath", &scalar(path), None);
 }
 
 fn access(out: &mut Out, s: &Scaffold) {
@@ -233,9 +244,17 @@ fn access(out: &mut Out, s: &Scaffold) {
         ),
     }
     out.field(6, "port", "22", None);
-    out.line(6, "# identityFile: ~/.ssh/id_ed25519");
+    match &s.settings.identity_file {
+        Some(file) => out.field(6, "identityFile", &scalar(file), None),
+        None => out.line(6, "# identityFile: ~/.ssh/id_ed25519"),
+    }
     out.line(6, "# jumpHosts: [ops@bastion.example.net]");
-    out.line(6, "# options: [StrictHostKeyChecking=yes]");
+    if s.settings.ssh_options.is_empty() {
+        out.line(6, "# options: [StrictHostKeyChecking=yes]");
+    } else {
+        let options: Vec<String> = s.settings.ssh_options.iter().map(|o| scalar(o)).collect();
+        out.field(6, "options", &format!("[{}]", options.join(", ")), None);
+    }
 }
 
 fn service(out: &mut Out, s: &Scaffold) {
@@ -243,7 +262,20 @@ fn service(out: &mut Out, s: &Scaffold) {
         Some("root") | None => "",
         Some(_) => "sudo ",
     };
-    let mut text = "CHECK: how ZooKeeper is managed on the hosts. These are for Debian's zookeeper package under systemd (unit `zookeeper`: `systemctl status zookeeper` on a host shows it). `disable` must keep the server from coming back by any path (boot, a supervisor, config management): the replace step relies on it so that one myid never runs in two places.".to_string();
+    let how = match &s.settings.service {
+        ServiceManager::Systemd { given: false, .. } => "CHECK: how ZooKeeper is managed on the hosts. These are for Debian's zookeeper package under systemd (unit `zookeeper`: `systemctl status zookeeper` on a host shows it).".to_string(),
+        ServiceManager::Systemd { unit, given: true } => format!(
+            "CHECK: how ZooKeeper is managed on the hosts: the systemd unit `{}`, as given with --systemd-unit.",
+            comment_safe(unit)
+        ),
+        ServiceManager::Script { path } => format!(
+            "CHECK: how ZooKeeper is managed on the hosts: the script {}, as given with --service-script, with start, stop, restart, disable and enable.",
+            comment_safe(path)
+        ),
+    };
+    let mut text = format!(
+        "{how} `disable` must keep the server from coming back by any path (boot, a supervisor, config management): the replace step relies on it so that one myid never runs in two places."
+    );
     match (sudo.is_empty(), &s.settings.ssh_user) {
         (false, _) => text.push_str(
             " The ssh user is not root, so each command goes through sudo, which must not ask for a password.",
@@ -254,17 +286,26 @@ fn service(out: &mut Out, s: &Scaffold) {
     out.comment(2, &text);
     out.line(2, "service:");
     let command = |verbs: &[&str]| {
+        // The unit and the path were checked (no whitespace, nothing YAML
+        // reads otherwise at the start): the commands need no quotes.
         verbs
             .iter()
-            .map(|verb| format!("{sudo}systemctl {verb} zookeeper"))
+            .map(|verb| match &s.settings.service {
+                ServiceManager::Systemd { unit, .. } => format!("{sudo}systemctl {verb} {unit}"),
+                ServiceManager::Script { path } => format!("{sudo}{path} {verb}"),
+            })
             .collect::<Vec<_>>()
             .join(" && ")
+    };
+    let (disable, enable): (&[&str], &[&str]) = match &s.settings.service {
+        ServiceManager::Systemd { .. } => (&["disable", "mask"], &["unmask", "enable"]),
+        ServiceManager::Script { .. } => (&["disable"], &["enable"]),
     };
     out.field(4, "start", &command(&["start"]), None);
     out.field(4, "stop", &command(&["stop"]), None);
     out.field(4, "restart", &command(&["restart"]), None);
-    out.field(4, "disable", &command(&["disable", "mask"]), None);
-    out.field(4, "enable", &command(&["unmask", "enable"]), None);
+    out.field(4, "disable", &command(disable), None);
+    out.field(4, "enable", &command(enable), None);
 }
 
 fn kubernetes(out: &mut Out, s: &Scaffold) {

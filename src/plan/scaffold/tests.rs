@@ -14,13 +14,10 @@ use crate::observe::conf::parse_conf;
 use crate::observe::fixtures::read;
 use crate::observe::srvr::parse_srvr;
 use crate::observe::{FailureKind, ObservationFailure, Source};
+use crate::plan::Access;
 
 fn settings() -> Settings {
-    Settings {
-        name: "zookeeper".into(),
-        namespace: "zookeeper".into(),
-        ssh_user: Some("alice".into()),
-    }
+    Settings::new("zookeeper", "zookeeper", Some("alice".into()))
 }
 
 fn endpoint(text: &str) -> Endpoint {
@@ -151,11 +148,7 @@ fn init_of_a_3_4_ensemble_takes_the_servers_that_answered_and_says_to_check_them
             &read("zk-3.4/leader-3.srvr.txt"),
         ),
     ];
-    let settings = Settings {
-        name: "orders".into(),
-        namespace: "orders-zk".into(),
-        ssh_user: Some("root".into()),
-    };
+    let settings = Settings::new("orders", "orders-zk", Some("root".into()));
     let scaffold = assemble(&replies, settings.clone()).unwrap();
     assert_eq!(scaffold.membership, Membership::FromAnswers);
     assert!(scaffold.notes[0].contains("3.4's `conf` lists no members"));
@@ -478,4 +471,56 @@ proptest! {
             serde_saphyr::from_str(&text).expect("parses");
         prop_assert_eq!(&map["key"], &value);
     }
+}
+
+#[test]
+fn init_writes_the_access_config_path_and_service_given_on_the_command_line() {
+    let given = Settings {
+        ssh_user: Some("root".into()),
+        identity_file: Some("/srv/ops/id_ed25519".into()),
+        ssh_options: vec![
+            "StrictHostKeyChecking=yes".into(),
+            "UserKnownHostsFile=/srv/ops/known_hosts".into(),
+        ],
+        config_path: Some("/opt/zookeeper/conf/zoo.cfg".into()),
+        service: ServiceManager::Script {
+            path: "/usr/local/sbin/zookeeper-service".into(),
+        },
+        ..settings()
+    };
+    let text = rendered(&static_3_8(), given);
+    let plan = crate::plan::parse(&text, "init").expect("a valid plan");
+    let Access::Ssh(ssh) = &plan.ensemble.access else {
+        panic!("ssh access expected")
+    };
+    assert_eq!(ssh.identity_file.as_deref(), Some("/srv/ops/id_ed25519"));
+    assert_eq!(
+        ssh.options,
+        [
+            "StrictHostKeyChecking=yes",
+            "UserKnownHostsFile=/srv/ops/known_hosts"
+        ]
+    );
+    assert_eq!(plan.ensemble.config_path, "/opt/zookeeper/conf/zoo.cfg");
+    let service = &plan.ensemble.service;
+    assert_eq!(service.start, "/usr/local/sbin/zookeeper-service start");
+    assert_eq!(service.disable, "/usr/local/sbin/zookeeper-service disable");
+    assert_eq!(service.enable, "/usr/local/sbin/zookeeper-service enable");
+    assert!(text.contains("as given with --config-path"), "{text}");
+    assert!(text.contains("as given with --service-script"), "{text}");
+
+    // A systemd unit of another name, and a non-root user: through sudo.
+    let unit = Settings {
+        ssh_user: Some("zkops".into()),
+        service: ServiceManager::Systemd {
+            unit: "zookeeper-server".into(),
+            given: true,
+        },
+        ..settings()
+    };
+    let plan = crate::plan::parse(&rendered(&static_3_8(), unit), "init").unwrap();
+    assert_eq!(
+        plan.ensemble.service.disable,
+        "sudo systemctl disable zookeeper-server && sudo systemctl mask zookeeper-server"
+    );
 }
