@@ -52,8 +52,15 @@ fn init_against_the_lab_writes_a_plan_that_plan_accepts_but_for_the_kubernetes_t
         .strip_suffix(" start")
         .expect("the lab's service script");
 
-    // What the operator knows of the hosts, and one address of the ensemble.
-    let connect = format!("{}:2181", lab_plan.servers[0].address);
+    // What the operator knows of the hosts, and the servers by the names
+    // the operator reaches them by (init keeps a name it reached a server
+    // by as the ssh host).
+    let connect = lab_plan
+        .servers
+        .iter()
+        .map(|s| format!("{}:{}", s.host, lab_plan.ensemble.client_port))
+        .collect::<Vec<_>>()
+        .join(",");
     let written = lab.layout.root.join("init-plan.yaml");
     let mut args = vec![
         "init".to_string(),
