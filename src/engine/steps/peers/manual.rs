@@ -221,3 +221,64 @@ fn service_host_pattern(sh: &Shell, id: &str) -> String {
         k.cluster_domain
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::build::peer_config_files;
+    use crate::engine::world::HostFacts;
+    use crate::plan::testing;
+
+    /// The hand edit, run as the runbook runs it (`sh -s CONFIG PATTERN`
+    /// on a copy of the file); the file's text after it.
+    fn by_hand(text: &str, pattern: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("zoo.cfg");
+        std::fs::write(&cfg, text).unwrap();
+        let out = std::process::Command::new("sh")
+            .args(["-c", REWRITE, "sh"])
+            .arg(&cfg)
+            .arg(pattern)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read_to_string(&cfg).unwrap()
+    }
+
+    /// The runbook's edit writes the bytes the engine writes.
+    #[test]
+    fn the_hand_edit_equals_the_engines() {
+        let plan = testing::three_servers("StatefulSet");
+        let sh = Shell::new(&plan, "plan.yaml");
+        let pattern = service_host_pattern(&sh, "\\2");
+        let configs = [
+            // 3.4: comments and keys around the server lines, kept.
+            "# ensemble orders\ntickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir=/var/lib/zookeeper\nclientPort=2181\n\
+             server.1=10.0.0.11:2888:3888\nserver.2=10.0.0.12:2888:3888\nserver.3=10.0.0.13:2888:3888\n\
+             autopurge.snapRetainCount=3\n",
+            // 3.5+: role and client address suffixes.
+            "tickTime=2000\ndataDir=/var/lib/zookeeper\n\
+             server.1=10.0.0.11:2888:3888:participant;0.0.0.0:2181\nserver.2=10.0.0.12:2888:3888:participant;0.0.0.0:2181\n\
+             server.3=10.0.0.13:2888:3888:participant;0.0.0.0:2181\n",
+            // The flag already there, set the other way.
+            "tickTime=2000\nquorumListenOnAllIPs=false\ndataDir=/d\nclientPort=2181\n\
+             server.1=10.0.0.11:2888:3888\nserver.2=10.0.0.12:2888:3888\nserver.3=10.0.0.13:2888:3888\n",
+        ];
+        for text in configs {
+            let facts = HostFacts {
+                config: Some(text.to_string()),
+                ..HostFacts::default()
+            };
+            let files = peer_config_files(&plan, &facts).unwrap();
+            let (_, _, engine) = &files[0];
+            let hand = by_hand(text, &pattern);
+            assert_eq!(&hand, engine, "from:\n{text}");
+            // Twice is once.
+            assert_eq!(by_hand(&hand, &pattern), hand);
+        }
+    }
+}

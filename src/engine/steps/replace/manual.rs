@@ -509,3 +509,46 @@ fn synced(sh: &Shell, id: ServerId) -> Manual {
         ..Manual::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifests::HostConfig;
+    use crate::plan::testing;
+
+    /// The runbook's Pods' zoo.cfg (the host's file through `sed`) is the
+    /// engine's, for a static server list after `peers`.
+    #[test]
+    fn the_hand_pod_config_equals_the_engines() {
+        let plan = testing::three_servers("StatefulSet");
+        let host = "# orders\ntickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir=/var/lib/zookeeper\n\
+                    dataLogDir=/var/log/zookeeper\nclientPort=2181\nclientPortAddress=10.0.0.11\n\
+                    server.1=zk-1.zookeeper.svc.cluster.local:2888:3888\n\
+                    server.2=zk-2.zookeeper.svc.cluster.local:2888:3888\n\
+                    server.3=zk-3.zookeeper.svc.cluster.local:2888:3888\n\
+                    quorumListenOnAllIPs=true\nautopurge.purgeInterval=1\n";
+        let engine = manifests::pod_zoo_cfg(
+            &HostConfig {
+                zoo_cfg: host.into(),
+                dynamic: None,
+            },
+            &plan,
+        )
+        .unwrap();
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", &pod_cfg_sed()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(host.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), engine.zoo_cfg);
+    }
+}
