@@ -314,23 +314,27 @@ zk_leader() {{
 # zk_quorum_ok: the quorum-first gate of DESIGN 2, as zkmigrate judges it:
 # every voter serving (Mode leader or follower), exactly one leader, the
 # leader's mntr zk_synced_followers = {followers} and zk_pending_syncs = 0,
-# every voter's Zxid equal to the leader's.
+# every voter's Zxid equal to the leader's. The addresses are looked up
+# first, so the srvr replies are taken back to back.
 zk_quorum_ok() {{
-  _ok=0 _leader= _lzxid= _zxids=
-  for _id in {ids}; do
-    _srvr=$(zk_word "$_id" srvr 2>/dev/null) || _srvr=
+  _ok=0 _leader= _lzxid= _zxids= _addrs=
+  for _id in {ids}; do _addrs="$_addrs $_id=$(zk_addr "$_id")"; done
+  for _t in $_addrs; do
+    _id=${{_t%%=*}} _a=${{_t#*=}}
+    _srvr=$(printf srvr | nc -w 2 "$_a" {port} 2>/dev/null) || _srvr=
     _mode=$(printf '%s\n' "$_srvr" | sed -n 's/^Mode: //p')
     _zxid=$(printf '%s\n' "$_srvr" | sed -n 's/^Zxid: //p')
-    echo "server $_id at $(zk_addr "$_id"): Mode: ${{_mode:-none}} Zxid: ${{_zxid:-none}}"
     _zxids="$_zxids $_id:$_zxid"
+    echo "server $_id at ${{_a:-no address}}: Mode: ${{_mode:-none}} Zxid: ${{_zxid:-none}}"
     case "$_mode" in
-      leader) [ -z "$_leader" ] || _ok=1; _leader=$_id; _lzxid=$_zxid ;;
+      leader) [ -z "$_leader" ] || _ok=1; _leader=$_id; _lzxid=$_zxid; _laddr=$_a ;;
       follower) ;;
       *) _ok=1 ;;
     esac
   done
+  _mntr=
+  [ -z "$_leader" ] || _mntr=$(printf mntr | nc -w 2 "$_laddr" {port} 2>/dev/null) || _mntr=
   [ -n "$_leader" ] || {{ echo "no leader"; return 1; }}
-  _mntr=$(zk_word "$_leader" mntr 2>/dev/null) || _mntr=
   _synced=$(printf '%s\n' "$_mntr" | awk '$1 == "zk_synced_followers" {{ print $2 }}')
   _pending=$(printf '%s\n' "$_mntr" | awk '$1 == "zk_pending_syncs" {{ print $2 }}')
   echo "leader $_leader: zk_synced_followers=${{_synced:-none}} zk_pending_syncs=${{_pending:-none}}"

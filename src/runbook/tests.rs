@@ -187,18 +187,19 @@ fn the_helpers_parse_and_judge_as_the_gate_does() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // zk_quorum_ok against canned replies: the function is real shell,
-    // its inputs (srvr, mntr) stand in for three servers.
+    // zk_quorum_ok against canned replies: the function is real shell;
+    // `nc` and `zk_addr` stand in for three servers and the cluster.
     let judge = |leader_synced: &str, zxid3: &str| {
         let script = format!(
             r#"{helpers}
 zk_addr() {{ echo "10.0.0.1$1"; }}
-zk_word() {{
-  case "$1:$2" in
-    1:srvr) printf 'Zookeeper version: 3.8.4\nZxid: 0x100000005\nMode: leader\n' ;;
-    2:srvr) printf 'Zxid: 0x100000005\nMode: follower\n' ;;
-    3:srvr) printf 'Zxid: {zxid3}\nMode: follower\n' ;;
-    1:mntr) printf 'zk_synced_followers\t{leader_synced}\nzk_pending_syncs\t0\n' ;;
+# nc stands in for the servers: the word on stdin, the address in $3.
+nc() {{
+  case "$3:$(cat)" in
+    10.0.0.11:srvr) printf 'Zookeeper version: 3.8.4\nZxid: 0x100000005\nMode: leader\n' ;;
+    10.0.0.12:srvr) printf 'Zxid: 0x100000005\nMode: follower\n' ;;
+    10.0.0.13:srvr) printf 'Zxid: {zxid3}\nMode: follower\n' ;;
+    10.0.0.11:mntr) printf 'zk_synced_followers\t{leader_synced}\nzk_pending_syncs\t0\n' ;;
   esac
 }}
 zk_quorum_ok"#
