@@ -2,7 +2,6 @@
 //! is connected where (`cons` per server), and the operator's go-ahead.
 
 use crate::engine::action::Action;
-use crate::plan::StateBackend;
 use crate::runbook::{Manual, Shell};
 
 pub fn intro(sh: &Shell) -> String {
@@ -37,29 +36,23 @@ pub fn manual(sh: &Shell, action: &Action) -> Manual {
                 .into(),
             ..Manual::default()
         },
-        Action::AwaitClientsConfirmed => {
-            let journal = match &plan.state {
-                StateBackend::Kubernetes => "the journal in the cluster",
-                _ => "the journal",
-            };
-            Manual {
-                about: "Restart (or reconfigure) every client with the new connection string, \
+        Action::AwaitClientsConfirmed => Manual {
+            about: "Restart (or reconfigure) every client with the new connection string, \
                         one at a time, as you would for any config change. Each client then \
                         resolves the Service names and connects through the ClusterIPs."
-                    .into(),
-                expect: format!(
-                    "each client connected again; its sessions now come from the same client \
+                .into(),
+            expect: format!(
+                "each client connected again; its sessions now come from the same client \
                      addresses (run the inventory again; the list cannot tell which string a \
                      client used, so check the clients' own config). With zkmigrate, `{}` \
-                     records the confirmation in {journal}.",
-                    sh.zkmigrate("step", "--confirm clients")
-                ),
-                undo: "point the clients back at the old connection string (it keeps working \
+                     records the confirmation in its journal.",
+                sh.zkmigrate("step", "--confirm clients")
+            ),
+            undo: "point the clients back at the old connection string (it keeps working \
                        until the replace step)."
-                    .into(),
-                ..Manual::default()
-            }
-        }
+                .into(),
+            ..Manual::default()
+        },
         _ => Manual::default(),
     }
 }
