@@ -85,14 +85,14 @@ fn gate(sh: &Shell, action: &Action) -> String {
     let extra = match action {
         Action::FenceHost { .. } => {
             " The engine also requires here that every other voter has the leader's Zxid \
-             (ZOOKEEPER-2325), which `zk_quorum_ok` checks for every voter."
+             (ZOOKEEPER-2325), which `zk_quorum_ok` checks for every voter before any action."
         }
         _ => "",
     };
     format!(
         "**Gate** (the engine runs it before this action; wait, do not skip): every voter \
          serving, exactly one leader, on the leader `mntr` shows `zk_synced_followers` = {} \
-         and `zk_pending_syncs` = 0, every voter's `srvr` Zxid equal to the leader's. \
+         and `zk_pending_syncs` = 0, no voter's `srvr` Zxid behind the leader's (asked after it). \
          Without the server this action takes down, {} of {} voters remain: still a quorum.{extra} \
          `zk_await` gives up after `progressDeadline` ({}); the engine halts there too.\n\n{}",
         sh.plan.servers.len().saturating_sub(1),

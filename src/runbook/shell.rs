@@ -311,37 +311,52 @@ zk_leader() {{
   [ "$_n" = 1 ] && printf '%s\n' "$_l"
 }}
 
+# zk_lag LEADER SERVER: how far the zxid SERVER is behind LEADER (hex
+# zxids), as zkmigrate counts it: the counters' difference in one epoch,
+# the leader's counter when SERVER is from an older epoch, 0 when SERVER is
+# not behind; `unknown` without both.
+zk_lag() {{
+  if [ -z "$1" ] || [ -z "$2" ]; then echo unknown; return; fi
+  _le=$(($1 >> 32)) _lc=$(($1 & 0xffffffff)) _se=$(($2 >> 32)) _sc=$(($2 & 0xffffffff))
+  if [ "$_se" -gt "$_le" ]; then echo 0
+  elif [ "$_se" -lt "$_le" ]; then echo "$_lc"
+  elif [ "$_sc" -ge "$_lc" ]; then echo 0
+  else echo $((_lc - _sc)); fi
+}}
+
 # zk_quorum_ok: the quorum-first gate of DESIGN 2, as zkmigrate judges it:
 # every voter serving (Mode leader or follower), exactly one leader, the
 # leader's mntr zk_synced_followers = {followers} and zk_pending_syncs = 0,
-# every voter's Zxid equal to the leader's. The addresses are looked up
-# first, so the srvr replies are taken back to back.
+# no voter's Zxid behind the leader's (the leader is asked first, then each
+# voter: a voter that has what the leader had is not behind, under load too).
 zk_quorum_ok() {{
-  _ok=0 _leader= _lzxid= _zxids= _addrs=
+  _ok=0 _leader= _laddr= _addrs=
   for _id in {ids}; do _addrs="$_addrs $_id=$(zk_addr "$_id")"; done
   for _t in $_addrs; do
     _id=${{_t%%=*}} _a=${{_t#*=}}
-    _srvr=$(printf srvr | nc -w 2 "$_a" {port} 2>/dev/null) || _srvr=
-    _mode=$(printf '%s\n' "$_srvr" | sed -n 's/^Mode: //p')
-    _zxid=$(printf '%s\n' "$_srvr" | sed -n 's/^Zxid: //p')
-    _zxids="$_zxids $_id:$_zxid"
-    echo "server $_id at ${{_a:-no address}}: Mode: ${{_mode:-none}} Zxid: ${{_zxid:-none}}"
+    _mode=$(printf srvr | nc -w 2 "$_a" {port} 2>/dev/null | sed -n 's/^Mode: //p') || _mode=
+    echo "server $_id at ${{_a:-no address}}: Mode: ${{_mode:-none}}"
     case "$_mode" in
-      leader) [ -z "$_leader" ] || _ok=1; _leader=$_id; _lzxid=$_zxid; _laddr=$_a ;;
+      leader) [ -z "$_leader" ] || _ok=1; _leader=$_id; _laddr=$_a ;;
       follower) ;;
       *) _ok=1 ;;
     esac
   done
-  _mntr=
-  [ -z "$_leader" ] || _mntr=$(printf mntr | nc -w 2 "$_laddr" {port} 2>/dev/null) || _mntr=
   [ -n "$_leader" ] || {{ echo "no leader"; return 1; }}
+  _mntr=$(printf mntr | nc -w 2 "$_laddr" {port} 2>/dev/null) || _mntr=
   _synced=$(printf '%s\n' "$_mntr" | awk '$1 == "zk_synced_followers" {{ print $2 }}')
   _pending=$(printf '%s\n' "$_mntr" | awk '$1 == "zk_pending_syncs" {{ print $2 }}')
   echo "leader $_leader: zk_synced_followers=${{_synced:-none}} zk_pending_syncs=${{_pending:-none}}"
   [ "$_synced" = {followers} ] || _ok=1
   [ "${{_pending:-0}}" = 0 ] || _ok=1
-  for _t in $_zxids; do
-    [ "${{_t#*:}}" = "$_lzxid" ] || {{ echo "server ${{_t%%:*}} lags the leader"; _ok=1; }}
+  _lz=$(printf srvr | nc -w 2 "$_laddr" {port} 2>/dev/null | sed -n 's/^Zxid: //p') || _lz=
+  for _t in $_addrs; do
+    _id=${{_t%%=*}} _a=${{_t#*=}}
+    [ "$_id" != "$_leader" ] || continue
+    _z=$(printf srvr | nc -w 2 "$_a" {port} 2>/dev/null | sed -n 's/^Zxid: //p') || _z=
+    _lag=$(zk_lag "$_lz" "$_z")
+    echo "server $_id: Zxid ${{_z:-none}}, lag $_lag behind the leader's ${{_lz:-none}}"
+    [ "$_lag" = 0 ] || _ok=1
   done
   return $_ok
 }}

@@ -221,5 +221,21 @@ zk_quorum_ok"#
     );
     let lag = judge("2", "0x100000004");
     assert!(!lag.status.success());
-    assert!(String::from_utf8_lossy(&lag.stdout).contains("server 3 lags the leader"));
+    assert!(
+        String::from_utf8_lossy(&lag.stdout).contains("server 3: Zxid 0x100000004, lag 1 behind"),
+        "{}",
+        String::from_utf8_lossy(&lag.stdout)
+    );
+    // A voter that is ahead of the leader's earlier reading is not behind;
+    // after an election with no write, the previous epoch is not behind.
+    assert!(judge("2", "0x100000009").status.success());
+    let script = format!(
+        "{helpers}
+zk_lag 0x200000000 0x100000007; zk_lag 0x200000003 0x100000007; zk_lag 0x100000005 0x100000002"
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "0\n3\n3\n");
 }

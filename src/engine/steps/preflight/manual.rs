@@ -28,8 +28,8 @@ pub fn manual(sh: &Shell, action: &Action) -> Manual {
             run: Some(format!("{}\nzk_quorum_ok", sh.source_helpers())),
             expect: format!(
                 "one line per server with `Mode: leader` (exactly one) or `Mode: follower`, \
-                 then `leader N: zk_synced_followers={} zk_pending_syncs=0`; every Zxid equal \
-                 (under a steady write load, run it again if one lags by a few).",
+                 then `leader N: zk_synced_followers={} zk_pending_syncs=0`, then one line per \
+                 follower with `lag 0` behind the leader's Zxid.",
                 plan.servers.len().saturating_sub(1)
             ),
             ..Manual::default()
