@@ -7,6 +7,9 @@ use super::*;
 use crate::engine::build::{self, MigrationPlan};
 use crate::engine::world::World;
 use crate::observe::EnsembleObservation;
+use crate::observe::ensemble::{ServerEntry, ServerObservation, Source};
+use crate::observe::srvr::{Latency, Mode, Srvr};
+use crate::observe::zxid::{Version, Zxid};
 use crate::plan::{ServerId, testing};
 
 fn id(n: u8) -> ServerId {
@@ -48,39 +51,59 @@ fn every_action_is_there_in_the_engines_order() {
     assert_eq!(action_order(&md), engine);
 }
 
+/// A serving server as `srvr` shows it (leader or follower).
+fn serving(id: u64, mode: Mode) -> ServerEntry {
+    ServerEntry {
+        id,
+        address: format!("10.0.0.1{id}:2181"),
+        outcome: Ok(ServerObservation {
+            srvr: Srvr {
+                version: Version::parse("3.8.4").expect("a version"),
+                latency: Latency::default(),
+                received: 0,
+                sent: 0,
+                connections: 1,
+                outstanding: 0,
+                zxid: Zxid::from_parts(1, 5),
+                mode,
+                node_count: 5,
+                proposal_sizes: None,
+                read_only: false,
+            },
+            source: Source::FourLetterWord,
+            mntr: None,
+            conf: None,
+            problems: vec![],
+            observed_at: SystemTime::UNIX_EPOCH,
+        }),
+    }
+}
+
 #[test]
 fn the_leader_goes_last_when_it_is_known() {
+    // build() with an observation where server 1 leads: the runbook keeps
+    // the engine's order, followers first and the leader last.
     let plan = testing::three_servers("PerServer");
-    let mut m = computed(&plan);
-    // As `build` orders it when server 1 leads (its own test covers that).
-    let order = build::order_followers_first(&plan, Some(id(1)));
-    assert_eq!(order, [id(2), id(3), id(1)]);
-    m.leader = Some(id(1));
-    m.order = order.clone();
-    for step in &mut m.steps {
-        // Reorder the per-server actions by the order, keeping step-wide
-        // ones first, as build does.
-        let (mut head, per): (Vec<_>, Vec<_>) = step.actions.drain(..).partition(|a| {
-            a.action.server().is_none()
-                || step.name == StepName::Preflight
-                || step.name == StepName::Services
-        });
-        for s in &order {
-            head.extend(
-                per.iter()
-                    .filter(|a| a.action.server() == Some(*s))
-                    .cloned(),
-            );
-        }
-        step.actions = head;
-    }
+    let world = World {
+        ensemble: EnsembleObservation {
+            servers: vec![
+                serving(1, Mode::Leader),
+                serving(2, Mode::Follower),
+                serving(3, Mode::Follower),
+            ],
+            observed_at: SystemTime::UNIX_EPOCH,
+        },
+        hosts: BTreeMap::new(),
+    };
+    let m = build::build(&plan, &world);
+    assert_eq!(m.leader, Some(id(1)));
     let md = render(&plan, "plan.yaml", &m);
-    let restarts: Vec<String> = action_order(&md)
+    let disruptive: Vec<String> = action_order(&md)
         .into_iter()
         .filter(|a| a.starts_with("peers/restart/") || a.starts_with("replace/fence/"))
         .collect();
     assert_eq!(
-        restarts,
+        disruptive,
         [
             "peers/restart/2",
             "peers/restart/3",
@@ -91,6 +114,10 @@ fn the_leader_goes_last_when_it_is_known() {
         ]
     );
     assert!(md.contains("server 1 led, so the order is 2, 3, 1"), "{md}");
+    assert!(
+        md.contains("When this runbook was written server 1 led."),
+        "{md}"
+    );
 }
 
 #[test]
