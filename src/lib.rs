@@ -33,6 +33,9 @@
 //!   Services and host EndpointSlices, the Pods' zoo.cfg and ordinals
 //!   ConfigMaps, StatefulSets, PodDisruptionBudget), built purely from the
 //!   plan and what was observed, and rendered as YAML.
+//! - [`runbook`]: the Markdown runbook of the computed plan: every action
+//!   with the commands to do it by hand, its check and its undo, the gates
+//!   between them; each step writes its own part (`manual`).
 //! - [`commands`]: one module per CLI command; each turns parsed arguments
 //!   into calls of the modules above and output through [`output`].
 //! - [`output`]: the one printer for user-facing text and JSON.
@@ -51,5 +54,6 @@ pub mod observe;
 pub mod output;
 pub mod plan;
 pub mod progress;
+pub mod runbook;
 pub mod steps;
 pub mod zoocfg;

@@ -11,6 +11,7 @@ mod manifests;
 mod plan;
 mod rbac;
 mod rollback;
+mod runbook;
 mod status;
 mod step;
 
@@ -38,10 +39,6 @@ pub enum CommandError {
     /// The engine could not start (journal lock, hosts, cluster).
     #[error("{0}")]
     Engine(String),
-    #[error(
-        "`zkmigrate {command}` is not built yet: it comes with the migration engine (issue {issue}); nothing was changed"
-    )]
-    NotBuilt { command: &'static str, issue: u32 },
 }
 
 impl CommandError {
@@ -87,21 +84,10 @@ pub async fn run(cli: Cli) -> Result<Exit, CommandError> {
             )
             .await
         }
-        Command::Runbook { plan, .. } => not_built(&plan.file, "runbook", 7),
+        Command::Runbook { plan, output } => runbook::run(&plan.file, output.as_deref()),
         Command::Manifests { plan, step, server } => manifests::run(&plan.file, step, server),
         Command::Rbac { plan, output } => rbac::run(&plan.file, output),
         Command::Completions { shell } => completions::run(shell),
         Command::Man { output } => man::run(output.as_deref()),
     }
-}
-
-/// A command whose engine is not there yet still validates the plan first,
-/// so an invalid plan exits 2 whatever the command.
-fn not_built(
-    path: &std::path::Path,
-    command: &'static str,
-    issue: u32,
-) -> Result<Exit, CommandError> {
-    crate::plan::load(path)?;
-    Err(CommandError::NotBuilt { command, issue })
 }

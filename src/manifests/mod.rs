@@ -50,8 +50,8 @@ use crate::plan::{ServerId, ValidatedPlan};
 use crate::zoocfg::ZooCfgError;
 
 pub use podconfig::{
-    HostConfig, PodConfig, SecretPath, ordinals_config_map, pod_config_map, pod_zoo_cfg,
-    synthesized_host_config,
+    HostConfig, POD_DATA_DIR, POD_DATA_LOG_DIR, PodConfig, SecretPath, ZOO_CFG_KEY,
+    ordinals_config_map, pod_config_map, pod_zoo_cfg, synthesized_host_config,
 };
 pub use rbac::{Rbac, RbacObject, not_granted, rbac, rbac_name, rule_comments};
 pub use render::{render_documents, render_yaml};

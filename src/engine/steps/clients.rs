@@ -10,6 +10,9 @@
 //! `clients` (the default); a plan that leaves it out completes the step
 //! at once.
 
+mod manual;
+pub use manual::{intro, manual};
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 

@@ -13,6 +13,9 @@
 //! failing item when the end state does not hold; `verify` prints the
 //! summary and the command that renders the final manifests.
 
+mod manual;
+pub use manual::{intro, manual};
+
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 use super::replace::fence_state;

@@ -24,6 +24,9 @@
 //!   membership: there the check cannot tell and says "needed", so a second
 //!   run on 3.4 restarts again (gated, one at a time; safe, not free).
 
+mod manual;
+pub use manual::{intro, manual};
+
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;

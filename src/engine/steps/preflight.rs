@@ -19,6 +19,9 @@
 //! `config`) in `hosts`; the probe Pod and the host-side network probes in
 //! `network`.
 
+mod manual;
+pub use manual::{DATA_DIR, intro, manual};
+
 mod hosts;
 mod network;
 

@@ -22,6 +22,9 @@
 //! here trusts the journal. Each completed per-server action records an
 //! Event on the server's Service (best effort).
 
+mod manual;
+pub use manual::{intro, manual};
+
 mod host;
 mod pod;
 

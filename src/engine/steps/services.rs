@@ -13,6 +13,9 @@
 //! Undo (rollback, DESIGN 5.7) deletes what zkmigrate created, and only
 //! that: an object without zkmigrate's labels for this plan is left alone.
 
+mod manual;
+pub use manual::{intro, manual};
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
