@@ -38,8 +38,13 @@ pub struct StepRequest {
     pub until: Option<StepName>,
 }
 
-fn journal_err(e: crate::journal::JournalError) -> StepError {
-    StepError::Other(format!("write the journal: {e}"))
+/// A journal write that failed stops the run before its next action
+/// (a lost Lease included: fail closed), saying how to go on.
+fn journal_err(ctx: &Ctx, e: crate::journal::JournalError) -> StepError {
+    StepError::Other(format!(
+        "write the journal: {e}; nothing after it was started: once the cause is fixed, continue with `zkmigrate step -f {} --resume`",
+        ctx.plan_file.display()
+    ))
 }
 
 /// Runs the requested steps. `Ok(Exit::Done)` when they completed.
@@ -122,7 +127,8 @@ async fn run_step(ctx: &Ctx, journal: &mut LockedJournal, step: StepName) -> Res
         eprintln!("== step {step}");
         journal
             .set_step_status(step, StepStatus::Running)
-            .map_err(journal_err)?;
+            .await
+            .map_err(|e| journal_err(ctx, e))?;
         failpoint::boundary(|| format!("step/{step}@running")).await;
         let actions = planned_actions(ctx, step).await?;
         let (global, per_server): (Vec<Action>, Vec<Action>) = actions.into_iter().partition(|a| {
@@ -152,7 +158,8 @@ async fn run_step(ctx: &Ctx, journal: &mut LockedJournal, step: StepName) -> Res
             Ok(()) => {
                 journal
                     .set_step_status(step, StepStatus::Done)
-                    .map_err(journal_err)?;
+                    .await
+                    .map_err(|e| journal_err(ctx, e))?;
                 failpoint::boundary(|| format!("step/{step}@done")).await;
                 eprintln!("== step {step} done");
                 Ok(())
@@ -161,7 +168,7 @@ async fn run_step(ctx: &Ctx, journal: &mut LockedJournal, step: StepName) -> Res
                 // AwaitingConfirm leaves the step running: it is not a
                 // failure, the operator finishes it with --confirm.
                 if !matches!(e, StepError::AwaitingConfirm { .. }) {
-                    let _ = journal.set_step_status(step, StepStatus::Failed);
+                    let _ = journal.set_step_status(step, StepStatus::Failed).await;
                 }
                 Err(e)
             }
@@ -210,11 +217,15 @@ async fn run_action(
         match steps::check(ctx, action).await? {
             Observed::Done(seen) => {
                 if journal.journal().action(&id).map(|a| a.status) != Some(ActionStatus::Done) {
-                    journal.record_intent(&id).map_err(journal_err)?;
+                    journal
+                        .record_intent(&id)
+                        .await
+                        .map_err(|e| journal_err(ctx, e))?;
                     failpoint::boundary(|| format!("{id}@intent")).await;
                     journal
                         .record_done(&id, Some(format!("already: {seen}")))
-                        .map_err(journal_err)?;
+                        .await
+                        .map_err(|e| journal_err(ctx, e))?;
                     failpoint::boundary(|| format!("{id}@done")).await;
                 }
                 tracing::info!(%seen, "already done");
@@ -236,7 +247,10 @@ async fn run_action(
             );
         }
         eprintln!("-> {id:<28} {}", action.describe());
-        journal.record_intent(&id).map_err(journal_err)?;
+        journal
+            .record_intent(&id)
+            .await
+            .map_err(|e| journal_err(ctx, e))?;
         failpoint::boundary(|| format!("{id}@intent")).await;
         let outcome = async {
             steps::apply(ctx, action).await?;
@@ -248,7 +262,8 @@ async fn run_action(
             Ok(seen) => {
                 journal
                     .record_done(&id, Some(seen.clone()))
-                    .map_err(journal_err)?;
+                    .await
+                    .map_err(|e| journal_err(ctx, e))?;
                 failpoint::boundary(|| format!("{id}@done")).await;
                 tracing::info!(%seen, "done");
                 eprintln!("   {id:<28} done: {seen}");
@@ -256,7 +271,7 @@ async fn run_action(
             }
             Err(e) => {
                 if !matches!(e, StepError::AwaitingConfirm { .. }) {
-                    let _ = journal.record_failed(&id, e.to_string());
+                    let _ = journal.record_failed(&id, e.to_string()).await;
                 }
                 Err(with_next_steps(ctx, &id, e))
             }
