@@ -145,8 +145,9 @@ fn a_second_machine_is_refused_while_the_lease_is_held_and_steals_it_once_expire
     let out = step_from(&lab, &dir_b, &plan_b, &FINISH).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let message = stderr(&out);
+    eprintln!("B while A runs: {message}");
     assert!(message.contains(&a_identity), "{message}");
-    assert!(message.contains("expires"), "{message}");
+    assert!(message.contains(", expires "), "live: {message}");
     let after = lab.kubectl_json(&["get", "configmap", &object(&lab), "-n", "zookeeper"]);
     assert_eq!(
         before["metadata"]["resourceVersion"], after["metadata"]["resourceVersion"],
@@ -180,8 +181,9 @@ fn a_second_machine_is_refused_while_the_lease_is_held_and_steals_it_once_expire
         started < expiry,
         "the Lease was live when B started (expiry {expiry:?})"
     );
+    eprintln!("B after A was killed: {message}");
     if SystemTime::now() < expiry {
-        assert!(message.contains("expires"), "{message}");
+        assert!(message.contains(", expires "), "live: {message}");
     }
 
     // Expired (by the Lease's own fields): still refused without
@@ -192,8 +194,9 @@ fn a_second_machine_is_refused_while_the_lease_is_held_and_steals_it_once_expire
     let out = step_from(&lab, &dir_b, &plan_b, &FINISH).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let message = stderr(&out);
+    eprintln!("B once the Lease expired: {message}");
     assert!(message.contains(&a_identity), "{message}");
-    assert!(message.contains("expired"), "{message}");
+    assert!(message.contains(", expired "), "{message}");
     assert!(message.contains("--steal-lease"), "{message}");
     assert_eq!(holder(&lab), a_identity, "a refusal changes nothing");
     let transitions = lease(&lab)["spec"]["leaseTransitions"]
