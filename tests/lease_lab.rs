@@ -4,10 +4,10 @@
 //!
 //! Process A runs `step --all` and is paused by a failpoint right after a
 //! peers restart was applied; process B, same plan, is refused while A
-//! holds the Lease, naming A. A is SIGKILLed there. B without
-//! `--steal-lease` is refused while the Lease is live, and again once it
-//! expired (told to use `--steal-lease`); B with `--resume --steal-lease`
-//! takes it over and completes. The end state is a complete migration, no
+//! holds the Lease, naming A, while `status` there reads the journal. A is
+//! SIGKILLed. B without `--steal-lease` is refused while the Lease is live,
+//! and again once it expired (told to use `--steal-lease`); B with
+//! `--resume --steal-lease` takes it over and completes. The end state is a complete migration, no
 //! write lost, and the ConfigMap's journal shows every step done.
 //!
 //! Needs the `failpoints` feature (the pause) and root, as every lab test.
@@ -154,6 +154,24 @@ fn a_second_machine_is_refused_while_the_lease_is_held_and_steals_it_once_expire
         "B wrote nothing"
     );
     assert!(!dir_b.join(".zkmigrate").exists(), "no local state");
+
+    // `status` from B's machine reads the ConfigMap without the Lease,
+    // while A runs.
+    let mut status = lab.command(&["status", "-f", &plan_b, "-o", "json"]);
+    let out = status.current_dir(&dir_b).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["journal"]["backend"], "kubernetes", "{report}");
+    assert_eq!(report["journal"]["exists"], true, "{report}");
+    let peers = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "peers")
+        .cloned()
+        .unwrap();
+    assert_eq!(peers["status"], "running", "{report}");
+    assert_eq!(holder(&lab), a_identity, "status took nothing");
 
     // A dies mid-run: its Lease stays until it expires.
     a.kill().unwrap(); // SIGKILL (ip netns exec and env exec into zkmigrate)
