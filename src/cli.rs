@@ -131,6 +131,10 @@ pub enum Command {
         /// Do not ask before each disruptive action.
         #[arg(long)]
         yes: bool,
+        /// Take over the kubernetes state backend's Lease when it expired
+        /// while another runner held it (make sure that runner is gone).
+        #[arg(long)]
+        steal_lease: bool,
     },
     /// Write a Markdown runbook of the same plan: every action, the exact
     /// command an operator would run, how to verify it and how to undo it.
@@ -289,6 +293,10 @@ pub struct StepArgs {
     /// ZOOKEEPER-3829 version check).
     #[arg(long)]
     pub force: bool,
+    /// Take over the kubernetes state backend's Lease when it expired while
+    /// another runner held it (make sure that runner is gone first).
+    #[arg(long)]
+    pub steal_lease: bool,
 }
 
 #[cfg(test)]

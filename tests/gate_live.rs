@@ -40,6 +40,7 @@ fn policy(progress_deadline: Duration, sync_timeout: Duration) -> Policy {
         poll_interval: Duration::from_millis(100),
         confirm: vec![],
         allow_even_voters: false,
+        lease_duration: Duration::from_secs(15),
     }
 }
 

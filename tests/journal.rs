@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use zkmigrate::journal::{
-    self, ActionStatus, Clock, JournalError, JournalStore, LockedJournal, StepStatus,
+    self, ActionStatus, Clock, JournalError, JournalStore, LockOptions, LockedJournal, StepStatus,
 };
 use zkmigrate::plan::{self, ValidatedPlan};
 use zkmigrate::steps::StepName;
@@ -65,21 +65,27 @@ fn ticking() -> Clock {
     Clock::from_fn(move || at(n.fetch_add(1000, Ordering::SeqCst)))
 }
 
-fn open(plan: &ValidatedPlan, clock: Clock) -> Result<LockedJournal, JournalError> {
-    JournalStore::from_plan(plan).open_locked_with_clock(plan, clock)
+async fn open(plan: &ValidatedPlan, clock: Clock) -> Result<LockedJournal, JournalError> {
+    let options = LockOptions {
+        clock,
+        steal_lease: false,
+    };
+    JournalStore::from_plan(plan)
+        .open_locked(plan, None, options)
+        .await
 }
 
 fn journal_path(plan: &ValidatedPlan) -> PathBuf {
     plan.state_file().unwrap()
 }
 
-#[test]
-fn a_fresh_journal_has_these_exact_bytes() {
+#[tokio::test]
+async fn a_fresh_journal_has_these_exact_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let plan = base_plan(dir.path());
-    let locked = open(&plan, Clock::fixed(at(0))).unwrap();
-    assert_eq!(locked.path(), dir.path().join("state/orders.json"));
-    let bytes = std::fs::read_to_string(locked.path()).unwrap();
+    let locked = open(&plan, Clock::fixed(at(0))).await.unwrap();
+    assert_eq!(locked.path().unwrap(), dir.path().join("state/orders.json"));
+    let bytes = std::fs::read_to_string(locked.path().unwrap()).unwrap();
     let step = |name: &str| {
         format!(
             "    {{\n      \"name\": \"{name}\",\n      \"status\": \"pending\",\n      \"actions\": []\n    }}"
@@ -94,19 +100,21 @@ fn a_fresh_journal_has_these_exact_bytes() {
     assert_eq!(bytes, expected);
 }
 
-#[test]
-fn a_recorded_action_reads_back_as_documented() {
+#[tokio::test]
+async fn a_recorded_action_reads_back_as_documented() {
     let dir = tempfile::tempdir().unwrap();
     let plan = base_plan(dir.path());
-    let mut locked = open(&plan, ticking()).unwrap();
+    let mut locked = open(&plan, ticking()).await.unwrap();
     locked
         .set_step_status(StepName::Peers, StepStatus::Running)
+        .await
         .unwrap();
-    locked.record_intent("peers/restart/2").unwrap();
+    locked.record_intent("peers/restart/2").await.unwrap();
     locked
         .record_done("peers/restart/2", Some("synced at zxid 0x100000004".into()))
+        .await
         .unwrap();
-    let text = std::fs::read_to_string(locked.path()).unwrap();
+    let text = std::fs::read_to_string(locked.path().unwrap()).unwrap();
     let expected_step = r#"    {
       "name": "peers",
       "status": "running",
@@ -128,12 +136,12 @@ fn a_recorded_action_reads_back_as_documented() {
     );
 }
 
-#[test]
-fn every_record_is_on_disk_when_it_returns_and_readers_never_see_a_partial_file() {
+#[tokio::test]
+async fn every_record_is_on_disk_when_it_returns_and_readers_never_see_a_partial_file() {
     let dir = tempfile::tempdir().unwrap();
     let plan = base_plan(dir.path());
-    let mut locked = open(&plan, Clock::system()).unwrap();
-    let path = locked.path().to_path_buf();
+    let mut locked = open(&plan, Clock::system()).await.unwrap();
+    let path = locked.path().unwrap().to_path_buf();
 
     // A reader polling the file the whole time, as `status` does.
     let stop = Arc::new(AtomicBool::new(false));
@@ -151,15 +159,16 @@ fn every_record_is_on_disk_when_it_returns_and_readers_never_see_a_partial_file(
     };
     locked
         .set_step_status(StepName::Replace, StepStatus::Running)
+        .await
         .unwrap();
     for i in 1..=150 {
         let id = format!("replace/fence/{i}");
-        locked.record_intent(&id).unwrap();
+        locked.record_intent(&id).await.unwrap();
         // On disk before the call returned: what a crash right now leaves.
         let on_disk = journal::read(&path).unwrap().unwrap();
         assert_eq!(on_disk.action(&id).unwrap().status, ActionStatus::Intent);
         assert_eq!(&on_disk, locked.journal());
-        locked.record_done(&id, None).unwrap();
+        locked.record_done(&id, None).await.unwrap();
     }
     stop.store(true, Ordering::SeqCst);
     let reads = reader.join().expect("the reader saw only whole documents");
@@ -174,15 +183,16 @@ fn every_record_is_on_disk_when_it_returns_and_readers_never_see_a_partial_file(
     assert_eq!(names, ["orders.json", "orders.json.lock"]);
 }
 
-#[test]
-fn a_temporary_file_left_by_a_crash_before_the_rename_changes_nothing() {
+#[tokio::test]
+async fn a_temporary_file_left_by_a_crash_before_the_rename_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let plan = base_plan(dir.path());
     let path = journal_path(&plan);
     {
-        let mut locked = open(&plan, ticking()).unwrap();
+        let mut locked = open(&plan, ticking()).await.unwrap();
         locked
             .set_step_status(StepName::Preflight, StepStatus::Done)
+            .await
             .unwrap();
     }
     let before = std::fs::read(&path).unwrap();
@@ -191,19 +201,19 @@ fn a_temporary_file_left_by_a_crash_before_the_rename_changes_nothing() {
     let orphan = path.parent().unwrap().join(".zkmigrate-journal-crash.tmp");
     std::fs::write(&orphan, &before[..before.len() / 2]).unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), before);
-    let locked = open(&plan, ticking()).unwrap();
+    let locked = open(&plan, ticking()).await.unwrap();
     assert_eq!(
         locked.journal().step(StepName::Preflight).unwrap().status,
         StepStatus::Done
     );
 }
 
-#[test]
-fn the_lock_is_exclusive_for_other_processes_and_other_handles_and_names_its_holder() {
+#[tokio::test]
+async fn the_lock_is_exclusive_for_other_processes_and_other_handles_and_names_its_holder() {
     let dir = tempfile::tempdir().unwrap();
     let plan = base_plan(dir.path());
-    let locked = open(&plan, Clock::system()).unwrap();
-    let lock = locked.lock_path().to_path_buf();
+    let locked = open(&plan, Clock::system()).await.unwrap();
+    let lock = locked.lock_path().unwrap().to_path_buf();
     assert_eq!(lock, dir.path().join("state/orders.json.lock"));
     assert_eq!(
         std::fs::read_to_string(&lock).unwrap(),
@@ -223,7 +233,7 @@ fn the_lock_is_exclusive_for_other_processes_and_other_handles_and_names_its_hol
     assert_eq!(flock(&lock), Some(75), "another process got the lock");
 
     // Nor can a second handle in this process (flock is per open file).
-    let err = open(&plan, Clock::system()).unwrap_err();
+    let err = open(&plan, Clock::system()).await.unwrap_err();
     let message = err.to_string();
     assert!(
         matches!(err, JournalError::Locked { holder: Some(pid), .. } if pid == std::process::id())
@@ -235,22 +245,28 @@ fn the_lock_is_exclusive_for_other_processes_and_other_handles_and_names_its_hol
     );
 
     // Reading needs no lock and works while a run holds it.
-    let read = JournalStore::from_plan(&plan).read().unwrap().unwrap();
+    let read = JournalStore::from_plan(&plan)
+        .read(&plan, None)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(&read, locked.journal());
 
     drop(locked);
     assert_eq!(std::fs::read_to_string(&lock).unwrap(), "");
     assert_eq!(flock(&lock), Some(0));
-    open(&plan, Clock::system()).expect("the lock is free again");
+    open(&plan, Clock::system())
+        .await
+        .expect("the lock is free again");
 }
 
-#[test]
-fn a_changed_plan_is_refused_and_a_changed_policy_is_not() {
+#[tokio::test]
+async fn a_changed_plan_is_refused_and_a_changed_policy_is_not() {
     let dir = tempfile::tempdir().unwrap();
-    drop(open(&base_plan(dir.path()), ticking()).unwrap());
+    drop(open(&base_plan(dir.path()), ticking()).await.unwrap());
 
     let moved = plan_in(dir.path(), "address: 10.0.0.12", "address: 10.0.0.22");
-    let err = open(&moved, ticking()).unwrap_err();
+    let err = open(&moved, ticking()).await.unwrap_err();
     assert!(matches!(err, JournalError::PlanChanged { .. }), "{err}");
     assert!(
         err.to_string()
@@ -260,40 +276,46 @@ fn a_changed_plan_is_refused_and_a_changed_policy_is_not() {
 
     let patient = plan_in(dir.path(), "syncTimeout: 10m", "syncTimeout: 30m");
     assert_ne!(patient.policy, base_plan(dir.path()).policy);
-    open(&patient, ticking()).expect("policy is outside the hash");
+    open(&patient, ticking())
+        .await
+        .expect("policy is outside the hash");
 }
 
-#[test]
-fn a_journal_of_an_unknown_schema_is_refused_and_left_alone() {
+#[tokio::test]
+async fn a_journal_of_an_unknown_schema_is_refused_and_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     let plan = base_plan(dir.path());
     let path = journal_path(&plan);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let future = "{\"schemaVersion\": 2, \"whatever\": true}\n";
     std::fs::write(&path, future).unwrap();
-    let err = open(&plan, ticking()).unwrap_err();
+    let err = open(&plan, ticking()).await.unwrap_err();
     assert!(matches!(err, JournalError::UnknownSchema { .. }), "{err}");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), future);
 }
 
-#[test]
-fn a_run_that_died_inside_an_action_leaves_an_interrupted_step_for_resume() {
+#[tokio::test]
+async fn a_run_that_died_inside_an_action_leaves_an_interrupted_step_for_resume() {
     let dir = tempfile::tempdir().unwrap();
     let plan = base_plan(dir.path());
     {
-        let mut locked = open(&plan, ticking()).unwrap();
+        let mut locked = open(&plan, ticking()).await.unwrap();
         for step in [StepName::Preflight, StepName::Services, StepName::Clients] {
-            locked.set_step_status(step, StepStatus::Done).unwrap();
+            locked
+                .set_step_status(step, StepStatus::Done)
+                .await
+                .unwrap();
         }
         locked
             .set_step_status(StepName::Peers, StepStatus::Running)
+            .await
             .unwrap();
-        locked.record_intent("peers/restart/1").unwrap();
-        locked.record_done("peers/restart/1", None).unwrap();
-        locked.record_intent("peers/restart/3").unwrap();
+        locked.record_intent("peers/restart/1").await.unwrap();
+        locked.record_done("peers/restart/1", None).await.unwrap();
+        locked.record_intent("peers/restart/3").await.unwrap();
         // The process dies here: the lock goes with it.
     }
-    let locked = open(&plan, ticking()).unwrap();
+    let locked = open(&plan, ticking()).await.unwrap();
     let interrupted = locked.interrupted_step().expect("interrupted");
     assert_eq!(interrupted.step, StepName::Peers);
     assert_eq!(interrupted.action.unwrap().id, "peers/restart/3");

@@ -1,7 +1,8 @@
 //! The Kubernetes boundary against the lab's real API server, controllers
 //! and kubelet: server-side apply and its conflicts, 404 semantics, waits
 //! by watch on objects the controllers and the kubelet change, access
-//! reviews for an admin and a restricted token, foreign objects, Events.
+//! reviews for an admin and a restricted token, foreign objects, Events,
+//! and the journal's kubernetes backend (a ConfigMap under a Lease).
 //! Needs root, as every lab test does; each outer test builds its own lab
 //! and tears it down on drop, even when an assertion fails.
 //!
@@ -140,6 +141,7 @@ fn the_kubernetes_boundary_works_against_the_labs_api_server() {
         "inside_ops_absence_is_an_answer",
         "inside_ops_waits_follow_the_controllers_and_the_kubelet",
         "inside_ops_access_foreign_objects_and_events",
+        "inside_ops_the_journal_lives_in_a_config_map_under_a_lease",
     ] {
         lab.run_inside_ops(inner, &admin);
     }
@@ -599,5 +601,239 @@ fn inside_ops_a_restricted_token_is_told_what_it_lacks() {
              \"zkm-restricted\" cannot list resource \"pods\" in API group \"\" in the namespace \
              \"zookeeper\" (Forbidden, 403)"
         );
+    });
+}
+
+/// The lab's plan with `state: { backend: kubernetes }` and a 3 s Lease,
+/// written into `dir`.
+fn kubernetes_backend_plan(dir: &std::path::Path) -> plan::ValidatedPlan {
+    let name = std::env::var(LAB_ENV).unwrap();
+    let layout = Layout::new(&name).unwrap();
+    let text = std::fs::read_to_string(layout.plan_file()).unwrap();
+    let state = text
+        .find("\nstate:")
+        .expect("the lab plan has a state section");
+    let text = format!("{}\nstate:\n  backend: kubernetes\n", &text[..state]).replace(
+        "  pollInterval: 200ms\n",
+        "  pollInterval: 200ms\n  leaseDuration: 3s\n",
+    );
+    let file = dir.join("plan.yaml");
+    std::fs::write(&file, text).unwrap();
+    let plan = plan::load(&file).unwrap();
+    assert_eq!(plan.policy.lease_duration, Duration::from_secs(3));
+    plan
+}
+
+#[test]
+#[ignore = "run by the outer test inside the lab's operator machine"]
+fn inside_ops_the_journal_lives_in_a_config_map_under_a_lease() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use zkmigrate::journal::{JOURNAL_KEY, JournalError, JournalStore, LockOptions, StepStatus};
+    use zkmigrate::steps::StepName;
+
+    block_on(async {
+        let cluster = inner_cluster().await;
+        let dir = tempfile::tempdir().unwrap();
+        let plan = kubernetes_backend_plan(dir.path());
+        let store = JournalStore::from_plan(&plan);
+        let name = plan.state_object_name();
+        let config_maps: Api<ConfigMap> = Api::namespaced(cluster.client().clone(), "zookeeper");
+        let leases: Api<Lease> = Api::namespaced(cluster.client().clone(), "zookeeper");
+        let holder = |lease: &Lease| {
+            lease
+                .spec
+                .as_ref()
+                .and_then(|s| s.holder_identity.clone())
+                .unwrap_or_default()
+        };
+        let open = |steal_lease: bool| {
+            let options = LockOptions {
+                steal_lease,
+                ..LockOptions::default()
+            };
+            store.open_locked(&plan, Some(&cluster), options)
+        };
+
+        // Round trip: created under the Lease, labelled, read back whole by
+        // a reader without the Lease.
+        assert!(store.read(&plan, Some(&cluster)).await.unwrap().is_none());
+        let mut a = open(false).await.expect("the first runner takes the Lease");
+        let a_id = a.lease_identity().unwrap().to_string();
+        assert!(
+            a_id.contains(&format!("/pid-{}/", std::process::id())),
+            "{a_id}"
+        );
+        let lease = leases.get(&name).await.unwrap();
+        assert_eq!(holder(&lease), a_id);
+        assert_eq!(lease.spec.as_ref().unwrap().lease_duration_seconds, Some(3));
+        a.set_step_status(StepName::Preflight, StepStatus::Running)
+            .await
+            .unwrap();
+        a.record_intent("preflight/check/cluster").await.unwrap();
+        let cm = config_maps.get(&name).await.unwrap();
+        let cm_labels = cm.metadata.labels.clone().unwrap();
+        assert_eq!(cm_labels["app.kubernetes.io/managed-by"], "zkmigrate");
+        assert_eq!(cm_labels["zkmigrate/plan"], plan.name);
+        let stored = zkmigrate::journal::parse(
+            std::path::Path::new("cm"),
+            cm.data.as_ref().unwrap()[JOURNAL_KEY].as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(&stored, a.journal(), "durable before the call returned");
+        let read = store.read(&plan, Some(&cluster)).await.unwrap().unwrap();
+        assert_eq!(&read, a.journal());
+
+        // A second runner is refused while the first holds the Lease, and
+        // changes nothing. It stays refused across renewals (3 s Lease,
+        // renewed every second).
+        for _ in 0..2 {
+            let err = open(false).await.unwrap_err();
+            let JournalError::LeaseHeld { holder: h, .. } = &err else {
+                panic!("refused for the Lease: {err}");
+            };
+            assert_eq!(h.identity, a_id);
+            assert!(!h.expired, "{err}");
+            let message = err.to_string();
+            assert!(
+                message.contains(&a_id) && message.contains("expires"),
+                "{message}"
+            );
+            assert!(!message.contains("nothing was"), "{message}");
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        }
+        let renewed = leases.get(&name).await.unwrap();
+        assert_ne!(
+            renewed.spec.as_ref().unwrap().renew_time,
+            lease.spec.as_ref().unwrap().renew_time,
+            "renewed in the background"
+        );
+        assert_eq!(
+            config_maps
+                .get(&name)
+                .await
+                .unwrap()
+                .metadata
+                .resource_version,
+            cm.metadata.resource_version
+        );
+        // Renewed: writes still go through after a full duration.
+        a.record_done("preflight/check/cluster", None)
+            .await
+            .unwrap();
+
+        // 409: someone else writes the ConfigMap behind the runner's back;
+        // the runner's next write fails closed and memory stays as stored.
+        let mut theirs = config_maps.get(&name).await.unwrap();
+        theirs.metadata.annotations = Some(labels(&[("edited-by", "someone")]));
+        config_maps
+            .replace(&name, &PostParams::default(), &theirs)
+            .await
+            .unwrap();
+        let before = a.journal().clone();
+        let err = a
+            .set_step_status(StepName::Preflight, StepStatus::Done)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, JournalError::Conflict { .. }), "{err}");
+        assert!(err.to_string().contains("409"), "{err}");
+        assert_eq!(a.journal(), &before);
+
+        // Release clears the holder; the next runner takes the free Lease
+        // and reads the journal back.
+        a.release().await;
+        assert_eq!(holder(&leases.get(&name).await.unwrap()), "");
+        let mut b = open(false).await.expect("a released Lease is free");
+        assert_eq!(
+            b.journal()
+                .action("preflight/check/cluster")
+                .unwrap()
+                .status,
+            zkmigrate::journal::ActionStatus::Done
+        );
+
+        // The Lease taken behind the runner's back (as a stealer would):
+        // the renewal finds it and the next write says the lease was lost.
+        let mut stolen = leases.get(&name).await.unwrap();
+        stolen.spec.as_mut().unwrap().holder_identity = Some("intruder/pid-1/0".into());
+        leases
+            .replace(&name, &PostParams::default(), &stolen)
+            .await
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let err = loop {
+            match b
+                .set_step_status(StepName::Preflight, StepStatus::Running)
+                .await
+            {
+                Err(e) => break e,
+                Ok(()) => {
+                    assert!(std::time::Instant::now() < deadline, "never lost");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
+        assert!(matches!(err, JournalError::LeaseLost { .. }), "{err}");
+        assert!(err.to_string().contains("the lease was lost"), "{err}");
+        assert!(err.to_string().contains("intruder/pid-1/0"), "{err}");
+        b.release().await;
+        assert_eq!(
+            holder(&leases.get(&name).await.unwrap()),
+            "intruder/pid-1/0",
+            "release never clears another's hold"
+        );
+
+        // The intruder's Lease expired (renewed an hour ago): refused
+        // without --steal-lease, taken over with it.
+        let mut ghost = leases.get(&name).await.unwrap();
+        let hour_ago = k8s_openapi::jiff::Timestamp::now()
+            - k8s_openapi::jiff::SignedDuration::from_secs(3600);
+        let spec = ghost.spec.as_mut().unwrap();
+        spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+            hour_ago,
+        ));
+        let transitions = spec.lease_transitions.unwrap_or(0);
+        leases
+            .replace(&name, &PostParams::default(), &ghost)
+            .await
+            .unwrap();
+        let err = open(false).await.unwrap_err();
+        assert!(
+            matches!(&err, JournalError::LeaseHeld { holder, .. } if holder.expired),
+            "{err}"
+        );
+        assert!(err.to_string().contains("--steal-lease"), "{err}");
+        assert!(err.to_string().contains("intruder/pid-1/0"), "{err}");
+        let c = open(true)
+            .await
+            .expect("--steal-lease takes an expired Lease");
+        let taken = leases.get(&name).await.unwrap();
+        assert_eq!(holder(&taken), c.lease_identity().unwrap());
+        assert_eq!(
+            taken.spec.as_ref().unwrap().lease_transitions,
+            Some(transitions + 1)
+        );
+        c.release().await;
+
+        // Two runners racing for the free Lease: one wins, the other is
+        // refused naming the winner.
+        let (x, y) = tokio::join!(open(false), open(false));
+        let (winner, loser) = match (x, y) {
+            (Ok(w), Err(l)) | (Err(l), Ok(w)) => (w, l),
+            (x, y) => panic!(
+                "exactly one wins: {:?} / {:?}",
+                x.map(|_| ()),
+                y.map(|_| ())
+            ),
+        };
+        let JournalError::LeaseHeld { holder: h, .. } = &loser else {
+            panic!("the loser is refused for the Lease: {loser}");
+        };
+        assert_eq!(h.identity, winner.lease_identity().unwrap());
+        winner.release().await;
+        config_maps
+            .delete(&name, &Default::default())
+            .await
+            .unwrap();
+        leases.delete(&name, &Default::default()).await.unwrap();
     });
 }

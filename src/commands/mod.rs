@@ -75,11 +75,17 @@ pub async fn run(cli: Cli) -> Result<Exit, CommandError> {
         Command::Step(args) => {
             step::run(&args, cli.global.log_format == crate::cli::LogFormat::Json).await
         }
-        Command::Rollback { plan, to, yes } => {
+        Command::Rollback {
+            plan,
+            to,
+            yes,
+            steal_lease,
+        } => {
             rollback::run(
                 &plan.file,
                 to,
                 yes,
+                steal_lease,
                 cli.global.log_format == crate::cli::LogFormat::Json,
             )
             .await

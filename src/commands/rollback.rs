@@ -9,7 +9,7 @@ use super::CommandError;
 use crate::engine::context::{Ctx, RunOptions, StepError};
 use crate::exit::Exit;
 use crate::hosts::HostAccess;
-use crate::journal::JournalStore;
+use crate::journal::{JournalStore, LockOptions};
 use crate::plan;
 use crate::progress::Progress;
 use crate::steps::StepName;
@@ -18,6 +18,7 @@ pub async fn run(
     plan_file: &Path,
     to: Option<StepName>,
     yes: bool,
+    steal_lease: bool,
     json_logs: bool,
 ) -> Result<Exit, CommandError> {
     let plan = plan::load(plan_file)?;
@@ -47,8 +48,13 @@ pub async fn run(
     let cluster = crate::k8s::connect(&plan.kubernetes)
         .await
         .map_err(|e| CommandError::Engine(e.to_string()))?;
+    let options = LockOptions {
+        steal_lease,
+        ..LockOptions::default()
+    };
     let mut journal = JournalStore::from_plan(&plan)
-        .open_locked(&plan)
+        .open_locked(&plan, Some(&cluster), options)
+        .await
         .map_err(|e| CommandError::Engine(e.to_string()))?;
     let ctx = Ctx {
         plan_file: plan_file.to_path_buf(),
@@ -61,7 +67,7 @@ pub async fn run(
         },
         plan,
     };
-    crate::engine::rollback::rollback(&ctx, &mut journal, to)
-        .await
-        .map_err(CommandError::Step)
+    let result = crate::engine::rollback::rollback(&ctx, &mut journal, to).await;
+    journal.release().await;
+    result.map_err(CommandError::Step)
 }

@@ -78,10 +78,16 @@ pub struct ServerStatus {
 
 pub async fn run(path: &Path, output: OutputFormat) -> Result<Exit, CommandError> {
     let plan = plan::load(path)?;
-    let journal = crate::journal::JournalStore::from_plan(&plan)
-        .read()
-        .ok()
-        .flatten();
+    // Without the lock: works while a step runs. Bounded, best effort, as
+    // the cluster lookup below (the kubernetes backend reads a ConfigMap).
+    let journal = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        crate::journal::JournalStore::from_plan(&plan).read(&plan, None),
+    )
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .flatten();
     let mut targets: Vec<Target> = plan
         .servers
         .iter()

@@ -10,7 +10,7 @@ use crate::engine::context::{Ctx, RunOptions};
 use crate::engine::run::{StepRequest, run_steps};
 use crate::exit::Exit;
 use crate::hosts::HostAccess;
-use crate::journal::JournalStore;
+use crate::journal::{JournalStore, LockOptions};
 use crate::plan;
 use crate::progress::Progress;
 
@@ -23,8 +23,13 @@ pub async fn run(args: &StepArgs, json_logs: bool) -> Result<Exit, CommandError>
     let cluster = crate::k8s::connect(&plan.kubernetes)
         .await
         .map_err(|e| CommandError::Engine(e.to_string()))?;
+    let options = LockOptions {
+        steal_lease: args.steal_lease,
+        ..LockOptions::default()
+    };
     let mut journal = JournalStore::from_plan(&plan)
-        .open_locked(&plan)
+        .open_locked(&plan, Some(&cluster), options)
+        .await
         .map_err(|e| CommandError::Engine(e.to_string()))?;
     let ctx = Ctx {
         plan_file: plan_file.to_path_buf(),
@@ -43,7 +48,8 @@ pub async fn run(args: &StepArgs, json_logs: bool) -> Result<Exit, CommandError>
         all: args.all,
         until: args.until,
     };
-    run_steps(&ctx, &mut journal, request)
-        .await
-        .map_err(CommandError::Step)
+    let result = run_steps(&ctx, &mut journal, request).await;
+    // Halted or failed too: the next run must not wait for the Lease.
+    journal.release().await;
+    result.map_err(CommandError::Step)
 }

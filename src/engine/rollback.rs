@@ -24,8 +24,13 @@ use crate::journal::{ActionStatus, LockedJournal, StepStatus};
 use crate::plan::ServerId;
 use crate::steps::StepName;
 
-fn journal_err(e: crate::journal::JournalError) -> StepError {
-    StepError::Other(format!("write the journal: {e}"))
+/// A journal write that failed stops the run before its next action
+/// (a lost Lease included: fail closed), saying how to go on.
+fn journal_err(ctx: &Ctx, e: crate::journal::JournalError) -> StepError {
+    StepError::Other(format!(
+        "write the journal: {e}; nothing after it was started: once the cause is fixed, continue with `zkmigrate rollback -f {} --yes`",
+        ctx.plan_file.display()
+    ))
 }
 
 /// Rolls back every step after `to` (all steps when `None`), newest first.
@@ -49,7 +54,8 @@ pub async fn rollback(
             ) {
                 journal
                     .set_step_status(step, StepStatus::RolledBack)
-                    .map_err(journal_err)?;
+                    .await
+                    .map_err(|e| journal_err(ctx, e))?;
             }
             continue;
         }
@@ -58,12 +64,16 @@ pub async fn rollback(
             let id = action.id();
             eprintln!("<- {id:<28} undo: {}", action.describe());
             steps::undo(ctx, &action).await?;
-            journal.record_undone(&id, None).map_err(journal_err)?;
+            journal
+                .record_undone(&id, None)
+                .await
+                .map_err(|e| journal_err(ctx, e))?;
             events::undone(ctx, &action).await;
         }
         journal
             .set_step_status(step, StepStatus::RolledBack)
-            .map_err(journal_err)?;
+            .await
+            .map_err(|e| journal_err(ctx, e))?;
         eprintln!("== rollback {step} done");
     }
     eprintln!(

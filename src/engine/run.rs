@@ -39,8 +39,13 @@ pub struct StepRequest {
     pub until: Option<StepName>,
 }
 
-fn journal_err(e: crate::journal::JournalError) -> StepError {
-    StepError::Other(format!("write the journal: {e}"))
+/// A journal write that failed stops the run before its next action
+/// (a lost Lease included: fail closed), saying how to go on.
+fn journal_err(ctx: &Ctx, e: crate::journal::JournalError) -> StepError {
+    StepError::Other(format!(
+        "write the journal: {e}; nothing after it was started: once the cause is fixed, continue with `zkmigrate step -f {} --resume`",
+        ctx.plan_file.display()
+    ))
 }
 
 /// Runs the requested steps. `Ok(Exit::Done)` when they completed.
@@ -123,7 +128,8 @@ async fn run_step(ctx: &Ctx, journal: &mut LockedJournal, step: StepName) -> Res
         eprintln!("== step {step}");
         journal
             .set_step_status(step, StepStatus::Running)
-            .map_err(journal_err)?;
+            .await
+            .map_err(|e| journal_err(ctx, e))?;
         failpoint::boundary(|| format!("step/{step}@running")).await;
         events::step(ctx, step, false).await;
         let actions = planned_actions(ctx, step).await?;
@@ -154,7 +160,8 @@ async fn run_step(ctx: &Ctx, journal: &mut LockedJournal, step: StepName) -> Res
             Ok(()) => {
                 journal
                     .set_step_status(step, StepStatus::Done)
-                    .map_err(journal_err)?;
+                    .await
+                    .map_err(|e| journal_err(ctx, e))?;
                 failpoint::boundary(|| format!("step/{step}@done")).await;
                 events::step(ctx, step, true).await;
                 eprintln!("== step {step} done");
@@ -164,7 +171,7 @@ async fn run_step(ctx: &Ctx, journal: &mut LockedJournal, step: StepName) -> Res
                 // AwaitingConfirm leaves the step running: it is not a
                 // failure, the operator finishes it with --confirm.
                 if !matches!(e, StepError::AwaitingConfirm { .. }) {
-                    let _ = journal.set_step_status(step, StepStatus::Failed);
+                    let _ = journal.set_step_status(step, StepStatus::Failed).await;
                 }
                 Err(e)
             }
@@ -249,11 +256,15 @@ async fn check_and_apply(
             // Done, but not journaled so (a confirmation given now, or an
             // effect applied before a crash): journal it, and tell.
             let seen = format!("already: {seen}");
-            journal.record_intent(&id).map_err(journal_err)?;
+            journal
+                .record_intent(&id)
+                .await
+                .map_err(|e| journal_err(ctx, e))?;
             failpoint::boundary(|| format!("{id}@intent")).await;
             journal
                 .record_done(&id, Some(seen.clone()))
-                .map_err(journal_err)?;
+                .await
+                .map_err(|e| journal_err(ctx, e))?;
             failpoint::boundary(|| format!("{id}@done")).await;
             return Ok(Some(seen));
         }
@@ -272,7 +283,10 @@ async fn check_and_apply(
         );
     }
     eprintln!("-> {id:<28} {}", action.describe());
-    journal.record_intent(&id).map_err(journal_err)?;
+    journal
+        .record_intent(&id)
+        .await
+        .map_err(|e| journal_err(ctx, e))?;
     failpoint::boundary(|| format!("{id}@intent")).await;
     let outcome = async {
         steps::apply(ctx, action).await?;
@@ -284,7 +298,8 @@ async fn check_and_apply(
         Ok(seen) => {
             journal
                 .record_done(&id, Some(seen.clone()))
-                .map_err(journal_err)?;
+                .await
+                .map_err(|e| journal_err(ctx, e))?;
             failpoint::boundary(|| format!("{id}@done")).await;
             tracing::info!(%seen, "done");
             eprintln!("   {id:<28} done: {seen}");
@@ -292,7 +307,7 @@ async fn check_and_apply(
         }
         Err(e) => {
             if !matches!(e, StepError::AwaitingConfirm { .. }) {
-                let _ = journal.record_failed(&id, e.to_string());
+                let _ = journal.record_failed(&id, e.to_string()).await;
             }
             Err(with_next_steps(ctx, &id, e))
         }

@@ -1,7 +1,7 @@
 //! The `file` backend: a JSON document beside a lock file.
 //!
-//! - **Lock.** `<journal>.lock`, locked with `flock` (fs4) for as long as a
-//!   [`LockedJournal`] lives, and holding the holder's pid so that a second
+//! - **Lock.** `<journal>.lock`, locked with `flock` (fs4) for as long as
+//!   the journal is held, and holding the holder's pid so that a second
 //!   `step` or `rollback` is refused at once with a message naming both.
 //!   The lock file is never deleted: unlinking a locked file lets a third
 //!   process lock a new file of the same name while the first still runs.
@@ -12,15 +12,17 @@
 //!   intent is on disk before its action is applied.
 //! - **Readers** (`status`, `plan`) take no lock: a rename is atomic, so
 //!   they always see a whole document, even while a step runs.
+//!
+//! The changes themselves go through [`super::LockedJournal`], which holds
+//! a [`FileLock`] (or the kubernetes backend's Lease).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
-use super::model::{ActionStatus, InterruptedStep, Journal, SCHEMA_VERSION, StepStatus};
+use super::model::{Journal, SCHEMA_VERSION};
 use super::{Clock, JournalError};
 use crate::plan::ValidatedPlan;
-use crate::steps::StepName;
 
 /// The lock file of journal `path`: `<path>.lock`.
 pub fn lock_path(path: &Path) -> PathBuf {
@@ -78,17 +80,15 @@ pub fn render(journal: &Journal) -> Vec<u8> {
     bytes
 }
 
-/// A journal held under its lock: the only way to change it.
+/// The file backend's hold on a journal: the locked lock file.
 #[derive(Debug)]
-pub struct LockedJournal {
-    path: PathBuf,
-    lock_path: PathBuf,
+pub(super) struct FileLock {
+    pub(super) path: PathBuf,
+    pub(super) lock_path: PathBuf,
     lock: File,
-    journal: Journal,
-    clock: Clock,
 }
 
-impl LockedJournal {
+impl FileLock {
     /// Locks the journal at `path` and opens it for `plan`, creating it
     /// (every step pending) when it does not exist.
     ///
@@ -96,7 +96,11 @@ impl LockedJournal {
     /// the lock, when the journal was written for a different plan (the
     /// hash excludes `policy`, so a changed timeout is fine), and when its
     /// schema version is unknown.
-    pub fn open(path: &Path, plan: &ValidatedPlan, clock: Clock) -> Result<Self, JournalError> {
+    pub(super) fn open(
+        path: &Path,
+        plan: &ValidatedPlan,
+        clock: &Clock,
+    ) -> Result<(FileLock, Journal), JournalError> {
         if let Some(dir) = parent_dir(path) {
             fs::create_dir_all(dir).map_err(|source| JournalError::Write {
                 path: path.to_path_buf(),
@@ -124,102 +128,21 @@ impl LockedJournal {
                 journal
             }
         };
-        Ok(LockedJournal {
+        let held = FileLock {
             path: path.to_path_buf(),
             lock_path,
             lock,
-            journal,
-            clock,
-        })
+        };
+        Ok((held, journal))
     }
 
-    /// The journal as last persisted.
-    pub fn journal(&self) -> &Journal {
-        &self.journal
-    }
-
-    /// The journal file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The lock file.
-    pub fn lock_path(&self) -> &Path {
-        &self.lock_path
-    }
-
-    /// The step a previous run left `running` (see
-    /// [`Journal::interrupted_step`]).
-    pub fn interrupted_step(&self) -> Option<InterruptedStep<'_>> {
-        self.journal.interrupted_step()
-    }
-
-    /// Sets a step's status; persisted before it returns.
-    pub fn set_step_status(
-        &mut self,
-        step: StepName,
-        status: StepStatus,
-    ) -> Result<(), JournalError> {
-        let now = self.clock.now();
-        self.update(|j| {
-            j.set_step_status(step, status, now);
-            Ok(())
-        })?;
-        tracing::debug!(step = %step, status = status.as_str(), "journal: step status");
-        Ok(())
-    }
-
-    /// Records that action `id` (`STEP/...`) is about to be applied;
-    /// persisted before it returns, so before the apply.
-    pub fn record_intent(&mut self, id: &str) -> Result<(), JournalError> {
-        let now = self.clock.now();
-        self.update(|j| j.record_intent(id, now))?;
-        tracing::debug!(action = id, "journal: intent");
-        Ok(())
-    }
-
-    /// Records that action `id` was applied and verified.
-    pub fn record_done(&mut self, id: &str, detail: Option<String>) -> Result<(), JournalError> {
-        self.record_outcome(id, ActionStatus::Done, detail)
-    }
-
-    /// Records that action `id` failed, and why.
-    pub fn record_failed(&mut self, id: &str, detail: String) -> Result<(), JournalError> {
-        self.record_outcome(id, ActionStatus::Failed, Some(detail))
-    }
-
-    /// Records that action `id` was undone by a rollback.
-    pub fn record_undone(&mut self, id: &str, detail: Option<String>) -> Result<(), JournalError> {
-        self.record_outcome(id, ActionStatus::Undone, detail)
-    }
-
-    fn record_outcome(
-        &mut self,
-        id: &str,
-        status: ActionStatus,
-        detail: Option<String>,
-    ) -> Result<(), JournalError> {
-        let now = self.clock.now();
-        self.update(|j| j.record_outcome(id, status, detail, now))?;
-        tracing::debug!(action = id, status = ?status, "journal: action outcome");
-        Ok(())
-    }
-
-    /// Applies `change` to a copy, persists the copy, then keeps it: a
-    /// failed write leaves memory as it is on disk.
-    fn update(
-        &mut self,
-        change: impl FnOnce(&mut Journal) -> Result<(), JournalError>,
-    ) -> Result<(), JournalError> {
-        let mut next = self.journal.clone();
-        change(&mut next)?;
-        write_atomic(&self.path, &render(&next))?;
-        self.journal = next;
-        Ok(())
+    /// Replaces the journal file with `journal`, atomically and durably.
+    pub(super) fn persist(&self, journal: &Journal) -> Result<(), JournalError> {
+        write_atomic(&self.path, &render(journal))
     }
 }
 
-impl Drop for LockedJournal {
+impl Drop for FileLock {
     fn drop(&mut self) {
         // Clear the pid before the lock goes (with the file handle), so a
         // later reader of the lock file does not name a finished process.

@@ -164,17 +164,18 @@ fn timestamps_are_rfc3339_utc_with_milliseconds_and_round_trip() {
 }
 
 #[test]
-fn the_kubernetes_backend_says_it_is_not_supported_yet() {
+fn the_kubernetes_backend_names_a_config_map_and_a_lease_in_the_plans_namespace() {
     let text = format!("{PLAN}state: {{ backend: kubernetes }}\n");
     let plan = crate::plan::parse(&text, "plan.yaml").unwrap();
-    let store = JournalStore::from_plan(&plan);
+    let JournalStore::Kubernetes(names) = JournalStore::from_plan(&plan) else {
+        panic!("the kubernetes store");
+    };
+    assert_eq!(names.name, "zkmigrate-orders");
+    assert_eq!(names.namespace, "zookeeper");
+    assert_eq!(names.labels["app.kubernetes.io/managed-by"], "zkmigrate");
+    assert_eq!(names.labels["zkmigrate/plan"], "orders");
     assert_eq!(
-        store,
-        JournalStore::Kubernetes {
-            plan: "orders".into()
-        }
+        names.journal_path(),
+        Path::new("ConfigMap zookeeper/zkmigrate-orders")
     );
-    let err = store.open_locked(&plan).unwrap_err();
-    assert!(err.to_string().contains("not supported yet"), "{err}");
-    assert!(store.read().is_err());
 }

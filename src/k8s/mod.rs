@@ -237,8 +237,26 @@ impl Cluster {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, kube::Error>>,
     {
+        self.retrying_if(action, kind, name, is_transient, op).await
+    }
+
+    /// [`Cluster::retrying`] with another test of what is worth sending
+    /// again, e.g. one that never retries a 409 of an update sent with a
+    /// `resourceVersion` (the journal's ConfigMap and Lease).
+    pub(crate) async fn retrying_if<T, F, Fut>(
+        &self,
+        action: &'static str,
+        kind: &str,
+        name: &str,
+        retry_if: fn(&kube::Error) -> bool,
+        op: F,
+    ) -> Result<T, kube::Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, kube::Error>>,
+    {
         op.retry(self.retry)
-            .when(is_transient)
+            .when(retry_if)
             .notify(|err, delay| {
                 tracing::warn!(
                     action,

@@ -94,7 +94,7 @@ impl Grant {
 /// Every permission zkmigrate uses. The Role of `zkmigrate rbac` is the
 /// rows of scope [`Scope::Namespace`] and [`Scope::OwnNamespace`];
 /// [`REQUIRED_PERMISSIONS`] is the same rows, one verb each.
-pub const GRANTS: [Grant; 10] = [
+pub const GRANTS: [Grant; 11] = [
     Grant {
         group: "",
         resource: "services",
@@ -133,6 +133,16 @@ pub const GRANTS: [Grant; 10] = [
         scope: Scope::Namespace,
         needed: Needed::Always,
         why: "the Pods' zoo.cfg and the ordinal map (replace), deleted on rollback",
+    },
+    Grant {
+        group: "",
+        resource: "configmaps",
+        subresource: "",
+        verbs: &["update"],
+        scope: Scope::Namespace,
+        needed: Needed::KubernetesBackend,
+        why: "the kubernetes state backend's journal (read and created under the row above), \
+              replaced with its resourceVersion at every change (step, rollback)",
     },
     Grant {
         group: "apps",
@@ -176,10 +186,11 @@ pub const GRANTS: [Grant; 10] = [
         group: "coordination.k8s.io",
         resource: "leases",
         subresource: "",
-        verbs: &["get", "create", "update", "patch", "delete"],
+        verbs: &["get", "create", "update"],
         scope: Scope::Namespace,
         needed: Needed::KubernetesBackend,
-        why: "the kubernetes state backend's lock (not built yet: issue 7, item 4)",
+        why: "the kubernetes state backend's lock: read, created or taken, renewed and released \
+              with its resourceVersion (step, rollback)",
     },
     Grant {
         group: "authorization.k8s.io",
@@ -292,6 +303,7 @@ pub fn required_permissions(plan: &ValidatedPlan) -> Vec<Permission> {
             GRANTS.iter().any(|g| {
                 g.group == p.group
                     && g.resource == p.resource
+                    && g.verbs.contains(&p.verb)
                     && g.subresource == p.subresource
                     && g.scope == p.scope
                     && g.is_needed_by(plan)
@@ -349,14 +361,16 @@ mod tests {
     }
 
     #[test]
-    fn the_lease_is_required_only_with_the_kubernetes_backend() {
+    fn the_lease_and_the_journal_update_are_required_only_with_the_kubernetes_backend() {
         let mut plan = crate::plan::testing::three_servers("StatefulSet");
         let file = names(&required_permissions(&plan));
         assert!(!file.iter().any(|p| p.contains("leases")), "{file:?}");
+        assert!(!file.contains(&"update configmaps".to_string()), "{file:?}");
+        assert!(file.contains(&"create configmaps".to_string()), "{file:?}");
         assert_eq!(
             file.len(),
-            REQUIRED_PERMISSIONS.len() - 5,
-            "all but the Lease's five verbs"
+            REQUIRED_PERMISSIONS.len() - 4,
+            "all but the Lease's three verbs and the journal's update"
         );
         plan.state = StateBackend::Kubernetes;
         assert_eq!(

@@ -144,6 +144,7 @@ pub struct RawPolicy {
     pub poll_interval: Option<Spanned<String>>,
     pub confirm: Option<Vec<Spanned<String>>>,
     pub allow_even_voters: Option<bool>,
+    pub lease_duration: Option<Spanned<String>>,
 }
 
 /// `state`.

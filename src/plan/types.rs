@@ -292,6 +292,10 @@ pub struct Policy {
     pub confirm: Vec<StepName>,
     /// Accept an even number of voters with a warning instead of an error.
     pub allow_even_voters: bool,
+    /// How long the kubernetes state backend's Lease holds without renewal
+    /// (default 15s, whole seconds, 3s to 5m); renewed every third of it.
+    #[serde(serialize_with = "serialize_duration")]
+    pub lease_duration: Duration,
 }
 
 impl Policy {
@@ -318,8 +322,8 @@ pub enum StateBackend {
         /// Default `.zkmigrate/<name>.json`.
         path: String,
     },
-    /// A ConfigMap `zkmigrate-<name>` and a Lease of the same name in the
-    /// plan's namespace.
+    /// A ConfigMap `zkmigrate-<name>` (key `journal.json`) and a Lease of
+    /// the same name in the plan's namespace (`crate::journal`).
     Kubernetes,
 }
 

@@ -33,7 +33,7 @@ use tracing::Instrument;
 
 use crate::engine::action::Action;
 use crate::engine::context::{Ctx, Observed, StepError};
-use crate::k8s::{ObjectKind, REQUIRED_PERMISSIONS};
+use crate::k8s::{ObjectKind, required_permissions};
 use crate::manifests::labels;
 use crate::observe::health::{
     Condition, all_voters_synced, every_voter_serving, exactly_one_leader,
@@ -405,12 +405,9 @@ async fn check_cluster(ctx: &Ctx, action: &Action) -> Result<String, StepError> 
             format!("create it: `kubectl create namespace {ns}`"),
         ));
     }
-    let needed: Vec<_> = REQUIRED_PERMISSIONS
-        .iter()
-        .copied()
-        // The lease is the kubernetes journal backend's lock only.
-        .filter(|p| plan_uses_leases(&ctx.plan) || p.resource != "leases")
-        .collect();
+    // The permission table's rows this plan needs: the same the Role of
+    // `zkmigrate rbac` grants (the kubernetes backend's rows only with it).
+    let needed = required_permissions(&ctx.plan);
     let missing = ctx.cluster.missing_permissions(&needed).await?;
     if !missing.is_empty() {
         let list: Vec<String> = missing.iter().map(ToString::to_string).collect();
@@ -441,10 +438,6 @@ async fn check_cluster(ctx: &Ctx, action: &Action) -> Result<String, StepError> 
         "API server {version}, namespace {ns}, {} permissions allowed, no foreign object",
         needed.len()
     ))
-}
-
-fn plan_uses_leases(plan: &ValidatedPlan) -> bool {
-    plan.state == StateBackend::Kubernetes
 }
 
 #[cfg(test)]

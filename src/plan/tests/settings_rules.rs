@@ -116,6 +116,26 @@ fn poll_interval_must_be_shorter_than_the_progress_deadline() {
 }
 
 #[test]
+fn the_lease_duration_is_whole_seconds_from_3s_to_5m_default_15s() {
+    use std::time::Duration;
+    assert_eq!(valid(BASE).policy.lease_duration, Duration::from_secs(15));
+    let plan = valid(&base_plus("policy:\n  leaseDuration: 1m\n"));
+    assert_eq!(plan.policy.lease_duration, Duration::from_secs(60));
+    for bad in ["2s", "6m", "4500ms"] {
+        error_at(
+            &base_plus(&format!("policy:\n  leaseDuration: {bad}\n")),
+            "policy.leaseDuration",
+            "must be whole seconds from 3s to 5m",
+        );
+    }
+    error_at(
+        &base_plus("policy:\n  leaseDuration: soon\n"),
+        "policy.leaseDuration",
+        "not a duration",
+    );
+}
+
+#[test]
 fn confirm_names_steps() {
     let error = error_at(
         &base_plus("policy:\n  confirm: [clients, clinets]\n"),

@@ -45,6 +45,13 @@ pub const DEFAULT_SYNC_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 pub const DEFAULT_PROGRESS_DEADLINE: Duration = Duration::from_secs(2 * 60);
 /// `policy.pollInterval` when unset.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// `policy.leaseDuration` when unset.
+pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(15);
+/// The shortest `policy.leaseDuration`: renewed every second.
+pub const MIN_LEASE_DURATION: Duration = Duration::from_secs(3);
+/// The longest `policy.leaseDuration`: how long a killed run blocks the
+/// plan before `--steal-lease` may take over.
+pub const MAX_LEASE_DURATION: Duration = Duration::from_secs(5 * 60);
 
 /// The broken rules and the warnings found so far.
 #[derive(Default)]

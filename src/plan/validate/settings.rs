@@ -3,7 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use super::{DEFAULT_POLL_INTERVAL, DEFAULT_PROGRESS_DEADLINE, DEFAULT_SYNC_TIMEOUT};
+use super::{
+    DEFAULT_LEASE_DURATION, DEFAULT_POLL_INTERVAL, DEFAULT_PROGRESS_DEADLINE, DEFAULT_SYNC_TIMEOUT,
+    MAX_LEASE_DURATION, MIN_LEASE_DURATION,
+};
 use super::{Findings, at, duration, required};
 use crate::plan::file::{RawClients, RawPolicy, RawState};
 use crate::plan::formats;
@@ -62,6 +65,27 @@ pub(super) fn policy(findings: &mut Findings, raw: Option<RawPolicy>) -> Policy 
             ),
         );
     }
+    let lease_duration = duration(
+        findings,
+        "policy.leaseDuration",
+        raw.lease_duration.as_ref(),
+        DEFAULT_LEASE_DURATION,
+    );
+    // A Lease counts whole seconds (leaseDurationSeconds).
+    if lease_duration.subsec_nanos() != 0
+        || !(MIN_LEASE_DURATION..=MAX_LEASE_DURATION).contains(&lease_duration)
+    {
+        findings.error(
+            "policy.leaseDuration",
+            raw.lease_duration.as_ref().and_then(at),
+            format!(
+                "{} must be whole seconds from {} to {}",
+                humantime::format_duration(lease_duration),
+                humantime::format_duration(MIN_LEASE_DURATION),
+                humantime::format_duration(MAX_LEASE_DURATION)
+            ),
+        );
+    }
     let confirm = match raw.confirm {
         None => DEFAULT_CONFIRM.to_vec(),
         Some(list) => {
@@ -84,6 +108,7 @@ pub(super) fn policy(findings: &mut Findings, raw: Option<RawPolicy>) -> Policy 
         poll_interval,
         confirm,
         allow_even_voters: raw.allow_even_voters.unwrap_or(false),
+        lease_duration,
     }
 }
 
