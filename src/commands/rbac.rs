@@ -17,7 +17,7 @@ use crate::cli::ObjectsFormat;
 use crate::exit::Exit;
 use crate::manifests::{self, RbacObject};
 use crate::output::Printer;
-use crate::plan::{self, StateBackend, ValidatedPlan};
+use crate::plan::{self, ValidatedPlan};
 
 /// `-o json`: the objects as a `v1` `List`, which `kubectl apply -f`
 /// takes as it is.
@@ -75,12 +75,6 @@ fn render_yaml(
         "To run zkmigrate with your own credentials instead of the ServiceAccount, bind the Role to yourself: \
          kubectl -n {ns} create rolebinding {name}-operator --role {name} --user YOUR-USER"
     ));
-    if plan.state == StateBackend::Kubernetes {
-        header.push(
-            "note: state.backend kubernetes is not built yet (issue 7, item 4): its Lease rule is provisional"
-                .into(),
-        );
-    }
     let mut role_comments = vec!["Why each rule is there:".to_string()];
     role_comments.extend(
         manifests::rule_comments(rbac)
