@@ -10,6 +10,7 @@ mod common;
 use common::{Lab, text};
 use zklab::topology::Target;
 use zkmigrate::plan::{self, Access};
+use zkmigrate::steps::StepName;
 
 /// `text` with its top-level `kubernetes:` section (to the next top-level
 /// key) replaced by the one of `from`.
@@ -104,15 +105,8 @@ fn init_against_the_lab_writes_a_plan_that_plan_accepts_but_for_the_kubernetes_t
     let out = lab.zkmigrate(&["plan", "-f", &path]);
     assert_eq!(out.status.code(), Some(0), "{}\n{edited}", text(&out));
     let shown = String::from_utf8_lossy(&out.stdout);
-    for step in [
-        "preflight",
-        "services",
-        "clients",
-        "peers",
-        "replace",
-        "finalize",
-    ] {
-        assert!(shown.contains(step), "{shown}");
+    for step in StepName::ALL {
+        assert!(shown.contains(step.as_str()), "{shown}");
     }
     let accepted = plan::load(&written).unwrap();
     assert_eq!(accepted.kubernetes, lab_plan.kubernetes);

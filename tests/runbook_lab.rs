@@ -71,6 +71,18 @@ fn detail(lab: &Lab, id: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The replace step's actions done by hand: the step-wide ones, then
+/// server 1 from fence to synced.
+const REPLACE_BY_HAND: [&str; 7] = [
+    "replace/ordinals",
+    "replace/pod-config",
+    "replace/pdb",
+    "replace/fence/1",
+    "replace/switch/1",
+    "replace/pod/1",
+    "replace/synced/1",
+];
+
 #[test]
 fn server_1_migrated_by_hand_from_the_runbook_then_zkmigrate_finishes() {
     let name = format!("rbk{}", std::process::id() % 100_000);
@@ -116,28 +128,12 @@ fn server_1_migrated_by_hand_from_the_runbook_then_zkmigrate_finishes() {
     }
 
     // replace: the step-wide actions, then server 1 from fence to synced.
-    for action in [
-        "replace/ordinals",
-        "replace/pod-config",
-        "replace/pdb",
-        "replace/fence/1",
-        "replace/switch/1",
-        "replace/pod/1",
-        "replace/synced/1",
-    ] {
+    for action in REPLACE_BY_HAND {
         follow(&lab, dir.path(), &runbook, action);
     }
     let out = lab.step(&FINISH);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    for id in [
-        "replace/ordinals",
-        "replace/pod-config",
-        "replace/pdb",
-        "replace/fence/1",
-        "replace/switch/1",
-        "replace/pod/1",
-        "replace/synced/1",
-    ] {
+    for id in REPLACE_BY_HAND {
         let d = detail(&lab, id);
         assert!(
             d.starts_with("already: "),

@@ -349,10 +349,10 @@ pub fn check_label(value: &str) -> Result<String, String> {
     formats::check_dns1123_label(value).map(|()| value.to_string())
 }
 
-/// An absolute path from the command line (`--config-path`,
-/// `--service-script`, `--ssh-identity-file` may also be relative to the
-/// operator's directory, so it has its own rule): no whitespace, which
-/// the commands built from it would split.
+/// An absolute path on the hosts from the command line (`--config-path`,
+/// `--service-script`): no whitespace, which the commands built from it
+/// would split. (`--ssh-identity-file` is a local path, relative ones
+/// allowed: the plan's own validation checks it.)
 pub fn check_absolute_path(value: &str) -> Result<String, String> {
     if !value.starts_with('/') {
         Err(format!("{value:?} is not an absolute path"))
@@ -364,9 +364,11 @@ pub fn check_absolute_path(value: &str) -> Result<String, String> {
 }
 
 /// A systemd unit name from the command line: letters, digits and
-/// `:-_.@\`, as systemd allows, not starting with `-`.
+/// `:-_.@`, not starting with `-`. systemd's `\x2d` escapes are refused:
+/// the unit goes unquoted into the service commands, where the remote
+/// shell would eat the backslash.
 pub fn check_unit(value: &str) -> Result<String, String> {
-    let allowed = |c: char| c.is_ascii_alphanumeric() || ":-_.@\\".contains(c);
+    let allowed = |c: char| c.is_ascii_alphanumeric() || ":-_.@".contains(c);
     if value.is_empty() || value.starts_with('-') || !value.chars().all(allowed) {
         Err(format!(
             "{value:?} is not a systemd unit name (letters, digits, :-_.@)"

@@ -524,3 +524,25 @@ fn init_writes_the_access_config_path_and_service_given_on_the_command_line() {
         "sudo systemctl disable zookeeper-server && sudo systemctl mask zookeeper-server"
     );
 }
+
+#[test]
+fn init_flags_refuse_what_the_commands_built_from_them_would_break() {
+    assert!(check_unit("zookeeper-server@1.service").is_ok());
+    for unit in ["", "-zk", r"zk\x2dserver", "zk server", "zk;reboot"] {
+        assert!(check_unit(unit).is_err(), "{unit:?}");
+    }
+    assert!(check_absolute_path("/usr/local/sbin/zookeeper-service").is_ok());
+    for path in ["zookeeper-service", "/opt/zk conf/zoo.cfg", ""] {
+        assert!(check_absolute_path(path).is_err(), "{path:?}");
+    }
+    assert!(check_ssh_option("UserKnownHostsFile=/srv/known_hosts").is_ok());
+    for option in [
+        "NoEquals",
+        "=yes",
+        "Bad Key=yes",
+        "Port=2 2",
+        "-oProxyCommand=x",
+    ] {
+        assert!(check_ssh_option(option).is_err(), "{option:?}");
+    }
+}

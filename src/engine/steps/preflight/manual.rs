@@ -4,7 +4,7 @@
 
 use crate::engine::action::Action;
 use crate::hosts::shell_quote;
-use crate::plan::ServerId;
+use crate::plan::{ServerId, ValidatedPlan};
 use crate::runbook::{Manual, Shell};
 
 /// A host script line that sets `$d` to the `dataDir` of the zoo.cfg in
@@ -49,14 +49,7 @@ pub fn manual(sh: &Shell, action: &Action) -> Manual {
                     "each server prints its own `serverId=N`, and (3.5+) one `server.N=` line per \
                      server of the plan with its address: {}. 3.4 prints no membership: compare \
                      the `server.N` lines of `{}` instead (`preflight/config/N`).",
-                    plan.servers
-                        .iter()
-                        .map(|s| format!(
-                            "`server.{}={}:{}:{}…`",
-                            s.id, s.address, e.quorum_port, e.election_port
-                        ))
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    server_lines(plan, "…"),
                     e.config_path
                 ),
                 ..Manual::default()
@@ -115,14 +108,7 @@ pub fn manual(sh: &Shell, action: &Action) -> Manual {
             expect: format!(
                 "{}. With `dynamicConfigFile=`, the server lines are in that file: `cat` it the \
                  same way.",
-                plan.servers
-                    .iter()
-                    .map(|s| format!(
-                        "`server.{}={}:{}:{}`",
-                        s.id, s.address, e.quorum_port, e.election_port
-                    ))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                server_lines(plan, "")
             ),
             ..Manual::default()
         },
@@ -173,4 +159,20 @@ fn network(sh: &Shell, server: ServerId) -> Manual {
         ),
         ..Manual::default()
     }
+}
+
+/// The plan's `server.N=address:quorum:election` lines, each in backticks
+/// and followed by `rest` (`…` where a role or client part may follow).
+fn server_lines(plan: &ValidatedPlan, rest: &str) -> String {
+    let e = &plan.ensemble;
+    plan.servers
+        .iter()
+        .map(|s| {
+            format!(
+                "`server.{}={}:{}:{}{rest}`",
+                s.id, s.address, e.quorum_port, e.election_port
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
