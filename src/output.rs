@@ -92,6 +92,32 @@ impl Printer {
     }
 }
 
+/// Writes `bytes` to `path` atomically and durably, as a file the operator
+/// shares and reviews (a plan, a runbook): a temporary file in the same
+/// directory with the umask's mode (not a temporary file's 0600), fsync,
+/// rename, fsync of the directory. Without `replace`, an existing `path`
+/// is refused at the rename (`AlreadyExists`), so a file that appeared
+/// meanwhile is not replaced either. On any error `path` is untouched.
+pub fn write_file(path: &std::path::Path, bytes: &[u8], replace: bool) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let mut temp = tempfile::Builder::new()
+        .prefix(".zkmigrate-")
+        .suffix(".tmp")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .tempfile_in(dir)?;
+    temp.write_all(bytes)?;
+    temp.as_file().sync_all()?;
+    let persisted = match replace {
+        true => temp.persist(path),
+        false => temp.persist_noclobber(path),
+    };
+    persisted.map_err(|e| e.error)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

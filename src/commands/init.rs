@@ -16,7 +16,6 @@
 //! asked, and again at the rename (no-clobber), so a file that appears in
 //! between is not replaced either.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -173,41 +172,18 @@ fn local_user() -> Option<String> {
         .find_map(|user| scaffold::check_ssh_user(&user).ok())
 }
 
-/// Writes `bytes` to `path` atomically and durably: a temporary file in
-/// the same directory, fsync, rename (refusing to replace an existing file
-/// unless `force`), fsync of the directory.
+/// Writes the plan (see [`crate::output::write_file`]): an existing file
+/// is replaced only with `force`.
 fn write_plan(path: &Path, bytes: &[u8], force: bool) -> Result<(), InitError> {
-    let write_error = |source| InitError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = parent_dir(path);
-    // A plan is shared and reviewed like any config file: the umask's
-    // mode, not a temporary file's 0600.
-    let mut temp = tempfile::Builder::new()
-        .prefix(".zkmigrate-init-")
-        .suffix(".tmp")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
-        .tempfile_in(dir)
-        .map_err(write_error)?;
-    temp.write_all(bytes).map_err(write_error)?;
-    temp.as_file().sync_all().map_err(write_error)?;
-    let persisted = match force {
-        true => temp.persist(path),
-        false => temp.persist_noclobber(path),
-    };
-    if let Err(e) = persisted {
-        return Err(match e.error.kind() {
-            std::io::ErrorKind::AlreadyExists if !force => InitError::Exists {
-                path: path.to_path_buf(),
-            },
-            _ => write_error(e.error),
-        });
-    }
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(write_error)?;
-    Ok(())
+    crate::output::write_file(path, bytes, force).map_err(|source| match source.kind() {
+        std::io::ErrorKind::AlreadyExists if !force => InitError::Exists {
+            path: path.to_path_buf(),
+        },
+        _ => InitError::Write {
+            path: path.to_path_buf(),
+            source,
+        },
+    })
 }
 
 /// The directory `path` is written in.

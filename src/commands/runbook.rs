@@ -6,12 +6,10 @@
 //! while a step runs and changes nothing. The computed plan is built from
 //! an empty observation, so the order of `peers` and `replace` is by id,
 //! and the runbook tells the operator how the leader is found and taken
-//! last. With `-o FILE` the runbook is written atomically (a temporary
-//! file in the same directory, synced, renamed); on any error nothing is
-//! written.
+//! last. With `-o FILE` the runbook is written atomically
+//! ([`crate::output::write_file`]); on any error nothing is written.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -46,31 +44,14 @@ pub fn run(path: &Path, output: Option<&Path>) -> Result<Exit, CommandError> {
     match output {
         None => Printer.text(&text)?,
         Some(file) => {
-            write_atomically(file, text.as_bytes())?;
+            crate::output::write_file(file, text.as_bytes(), true).map_err(|e| {
+                CommandError::Output(std::io::Error::new(
+                    e.kind(),
+                    format!("{}: {e}", file.display()),
+                ))
+            })?;
             tracing::info!(file = %file.display(), actions, "runbook written");
         }
     }
     Ok(Exit::Done)
-}
-
-/// Writes `bytes` to `file` through a temporary file in its directory.
-fn write_atomically(file: &Path, bytes: &[u8]) -> Result<(), CommandError> {
-    let dir = match file.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let fail = |e: std::io::Error| {
-        CommandError::Output(std::io::Error::new(
-            e.kind(),
-            format!("{}: {e}", file.display()),
-        ))
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".zkmigrate-runbook-")
-        .tempfile_in(dir)
-        .map_err(fail)?;
-    tmp.write_all(bytes).map_err(fail)?;
-    tmp.as_file().sync_all().map_err(fail)?;
-    tmp.persist(file).map_err(|e| fail(e.error))?;
-    Ok(())
 }
