@@ -12,9 +12,9 @@
 //! Every command block is machine-followable: a fenced `sh` block whose
 //! info string names the action and the block's role,
 //! ```` ```sh action="peers/restart/2" role="run" ````, with roles `setup`,
-//! `check` (preflight), `gate`, `run`, `verify` and `undo`. A `verify` or
-//! `gate` block exits 0 exactly when what it checks holds, so a script can
-//! follow the runbook and stop where a person would.
+//! `gate`, `run`, `verify` and `undo` (a preflight check is a `verify`).
+//! A `verify` or `gate` block exits 0 exactly when what it checks holds,
+//! so a script can follow the runbook and stop where a person would.
 
 pub mod shell;
 
